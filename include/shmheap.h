@@ -1,0 +1,216 @@
+/* shmheap: a general-purpose heap inside POSIX shared memory.
+ *
+ * This header is the whole public API. Several processes map one named heap,
+ * each at its own address; they allocate and free in it like malloc/free and
+ * pass objects to each other as handles (offsets from the heap's base), never
+ * as raw pointers.
+ *
+ * Policy: first fit. alloc takes the lowest-addressed free block that can
+ * hold the request and carves the request from that block's upper end, so
+ * the rest of the block keeps its place. Blocks carry boundary tags, so free
+ * merges with both neighbours in O(1); the free blocks are indexed by address
+ * in a balanced tree that finds the first fit in O(log n).
+ *
+ * Concurrency: every call that touches the heap takes one process-shared,
+ * robust mutex stored inside the heap. A process that dies holding it does
+ * not take the heap down: the next locker repairs the heap from its boundary
+ * tags before it goes on. All calls are safe from any number of threads and
+ * processes at once; a memory handle may be shared by the threads of one
+ * process.
+ *
+ * Errors: calls that fail return NULL, SHMHEAP_NULL_HANDLE, 0 or -1 and set
+ * errno; the errno values are listed with each call. The library never
+ * prints, exits or aborts on bad input from the caller.
+ */
+#ifndef SHMHEAP_H
+#define SHMHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library's version, and the format version of the heaps it makes. A
+ * process refuses to connect to a heap of another format version. */
+#define SHMHEAP_VERSION_MAJOR 0
+#define SHMHEAP_VERSION_MINOR 1
+#define SHMHEAP_VERSION_MICRO 0
+#define SHMHEAP_FORMAT_VERSION 1
+
+/* Bytes the heap keeps for itself on x86-64 (header plus the first block's
+ * tag): on an empty heap of len bytes every request up to len -
+ * SHMHEAP_OVERHEAD succeeds. Every allocated block costs 8 bytes of tag;
+ * pointers are aligned to SHMHEAP_ALIGNMENT. */
+#define SHMHEAP_OVERHEAD 80
+#define SHMHEAP_ALIGNMENT 16
+
+/* A process's connection to one heap. Opaque; NULL means failure. */
+typedef struct shmheap *shmheap_memory_handle;
+
+/* Names an object in a heap in every process that maps it, whatever the
+ * address of the mapping: a plain 8-byte value (the object's offset from the
+ * heap's base), safe to store inside the heap to link objects. */
+typedef uint64_t shmheap_object_handle;
+
+/* The handle that names no object. */
+#define SHMHEAP_NULL_HANDLE ((shmheap_object_handle)0)
+
+/* ------------------------------------------------------------------------ */
+/* Heaps                                                                     */
+
+/* Creates the heap NAME of LEN bytes with permissions 0600, and connects to
+ * it. NAME is a POSIX shared memory name: a leading '/', no other '/', at
+ * most NAME_MAX characters after the slash. LEN is a nonzero multiple of the
+ * page size. The memory is reserved at once, so a full /dev/shm fails here
+ * with ENOSPC rather than with SIGBUS later. Nothing is left behind on
+ * failure.
+ * Errors: EEXIST (NAME is taken; the existing object is untouched), EINVAL
+ * (NAME is not a valid name; LEN is 0, not a multiple of the page size or
+ * larger than 2^48), ENOSPC, EACCES, EMFILE, ENFILE, ENOMEM.
+ * Cost: O(1) plus the kernel's cost of reserving LEN bytes. */
+shmheap_memory_handle shmheap_create(const char *name, size_t len);
+
+/* As shmheap_create, with the object's permission bits set to MODE (for
+ * example 0660 to share a heap with a group). The process umask does not
+ * apply. Processes of other users need read and write access to connect.
+ * Errors: as shmheap_create; EINVAL also when MODE has bits outside 0777. */
+shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
+                                          mode_t mode);
+
+/* Connects to the existing heap NAME, mapping it wherever the kernel
+ * chooses. Every field of the heap's header is checked against the object's
+ * real size before any is used. If the creator has not finished
+ * initialising, waits up to about one second for it.
+ * Errors: ENOENT (no such object), EACCES (no read and write access),
+ * EINVAL (not a valid name, or the object is not a shmheap: bad magic, a
+ * header that disagrees with the object's size, a damaged lock), EPROTO (a
+ * shmheap of another format version, or made by a build with another ABI:
+ * pointer width, lock size or alignment), EAGAIN (the creator has not
+ * finished initialising: it is slow, or it died half-way through create;
+ * an operator removes such an object with shmheap_destroy(name, NULL) or
+ * `shmheap destroy NAME`), ENOMEM, EMFILE, ENFILE.
+ * Cost: O(1). */
+shmheap_memory_handle shmheap_connect(const char *name);
+
+/* Unmaps the heap from this process and frees MEM. The heap and its objects
+ * stay for the other processes. NULL is a no-op. */
+void shmheap_disconnect(shmheap_memory_handle mem);
+
+/* Disconnects MEM (if not NULL) and removes the name NAME (if NAME is NULL,
+ * the name MEM was created or connected with), so that no object of that
+ * name remains; processes that still map the heap keep using it until they
+ * disconnect. destroy(NULL, NULL) is a no-op. Removing a name that is not a
+ * heap is allowed: it is how an operator removes a damaged object.
+ * On failure to remove the name errno is set (ENOENT, EACCES, EINVAL). */
+void shmheap_destroy(const char *name, shmheap_memory_handle mem);
+
+/* The base address of this process's mapping of the heap: the address that
+ * handle 0 would name. NULL (errno EINVAL) when MEM is NULL. */
+void *shmheap_underlying(shmheap_memory_handle mem);
+
+/* ------------------------------------------------------------------------ */
+/* Objects                                                                   */
+
+/* Allocates SZ bytes, aligned to SHMHEAP_ALIGNMENT, from the lowest-addressed
+ * free block that can hold them. alloc(0) returns a unique pointer that can
+ * be freed.
+ * Errors: ENOMEM (nothing fits, also for sizes too large to represent),
+ * EINVAL (MEM is NULL), EUCLEAN (the heap's bookkeeping is damaged).
+ * Cost: O(log n) in the number of free blocks; no system call unless the
+ * lock is contended. */
+void *shmheap_alloc(shmheap_memory_handle mem, size_t sz);
+
+/* Allocates N * SZ bytes, zeroed.
+ * Errors: as shmheap_alloc; ENOMEM when N * SZ overflows.
+ * Cost: as shmheap_alloc, plus the zeroing. */
+void *shmheap_calloc(shmheap_memory_handle mem, size_t n, size_t sz);
+
+/* Changes the size of the block at PTR to SZ bytes, keeping its contents up
+ * to the smaller of the two sizes. Shrinks in place (the tail goes back to
+ * the heap); grows in place when the next block is free and large enough;
+ * otherwise allocates, copies and frees. realloc(mem, NULL, sz) is
+ * alloc(mem, sz); realloc(mem, ptr, 0) shrinks the block to the minimum and
+ * returns it (it does not free it).
+ * Errors: ENOMEM (no room; the old block is intact and still allocated),
+ * EINVAL (PTR is not the start of a live block of this heap), EUCLEAN.
+ * Cost: O(log n), plus the copy when the block moves. */
+void *shmheap_realloc(shmheap_memory_handle mem, void *ptr, size_t sz);
+
+/* Frees the block at PTR. NULL is a no-op. A pointer that is not the start
+ * of a live block (a double free, an interior pointer, a pointer outside the
+ * heap) is refused with errno EINVAL and the heap is left unchanged; a
+ * damaged tag is refused with errno EUCLEAN.
+ * Cost: O(1) merging with both neighbours, O(log n) index update. */
+void shmheap_free(shmheap_memory_handle mem, void *ptr);
+
+/* The number of bytes usable at PTR (at least what was asked for). 0 with
+ * errno EINVAL when PTR is not the start of a live block. Cost: O(1). */
+size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr);
+
+/* The handle of the byte at PTR, valid in every process connected to the
+ * heap. Interior pointers are allowed (a handle may name a field of an
+ * object). SHMHEAP_NULL_HANDLE for NULL and for pointers outside the heap's
+ * data area. Cost: O(1), no lock. */
+shmheap_object_handle shmheap_ptr_to_handle(shmheap_memory_handle mem,
+                                            void *ptr);
+
+/* The address in this process of the byte named by HDL. NULL for
+ * SHMHEAP_NULL_HANDLE and for any value outside the heap's data area.
+ * Cost: O(1), no lock. */
+void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
+                            shmheap_object_handle hdl);
+
+/* ------------------------------------------------------------------------ */
+/* Integrity and introspection                                              */
+
+/* Checks, under the lock, every boundary tag and the free index: sizes and
+ * alignment, headers and footers agree, no two free blocks are adjacent,
+ * the index holds exactly the free blocks in address order with correct
+ * subtree maxima and balance, and the sizes add up to the heap.
+ * Returns 0 when consistent; -1 with errno EUCLEAN on the first
+ * inconsistency, EINVAL when MEM is NULL.
+ * Cost: O(n) in the number of blocks. */
+int shmheap_check(shmheap_memory_handle mem);
+
+struct shmheap_stats {
+  uint64_t size;           /* bytes in the heap's mapping */
+  uint64_t used_bytes;     /* bytes in allocated blocks, tags included */
+  uint64_t free_bytes;     /* bytes in free blocks, tags included */
+  uint64_t largest_free;   /* the largest request alloc would satisfy now */
+  uint64_t used_blocks;    /* allocated blocks */
+  uint64_t free_blocks;    /* free blocks */
+  uint32_t format_version; /* SHMHEAP_FORMAT_VERSION of the heap */
+  uint32_t reserved;       /* 0 */
+};
+
+/* Fills OUT with the heap's figures, taken under the lock so they agree with
+ * each other. used_bytes + free_bytes + the header equal size.
+ * Returns 0, or -1 with errno EINVAL (MEM or OUT is NULL) or EUCLEAN.
+ * Cost: O(n) in the number of blocks: the heap's 80-byte header has no room
+ * for counters, so the figures are summed by walking the tags. */
+int shmheap_stats(shmheap_memory_handle mem, struct shmheap_stats *out);
+
+struct shmheap_block {
+  shmheap_object_handle offset; /* offset of the block's tag */
+  uint64_t size;                /* bytes in the block, tag included */
+  int used;                     /* 1 allocated, 0 free */
+};
+
+/* Calls FN for every block in address order, under the lock, until FN
+ * returns nonzero. FN must not call into the same heap (it would deadlock)
+ * and must not keep the block beyond the call.
+ * Returns 0 when every block was visited, FN's nonzero value when FN
+ * stopped the walk, -1 with errno EINVAL (MEM or FN is NULL) or EUCLEAN.
+ * Cost: O(n) in the number of blocks. */
+int shmheap_walk(shmheap_memory_handle mem,
+                 int (*fn)(const struct shmheap_block *block, void *arg),
+                 void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SHMHEAP_H */
