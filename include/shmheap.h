@@ -6,10 +6,11 @@
  * as raw pointers.
  *
  * Policy: first fit. alloc takes the lowest-addressed free block that can
- * hold the request and carves the request from that block's upper end, so
- * the rest of the block keeps its place. Blocks carry boundary tags, so free
- * merges with both neighbours in O(1); the free blocks are indexed by address
- * in a balanced tree that finds the first fit in O(log n).
+ * hold the request and carves the request from that block's lower end, so
+ * the rest stays free right after it (a new block can often grow in place).
+ * Blocks carry boundary tags, so free merges with both neighbours in O(1);
+ * the free blocks are indexed by address in a balanced tree that finds the
+ * first fit in O(log n).
  *
  * Concurrency: every call that touches the heap takes one process-shared,
  * robust mutex stored inside the heap. A process that dies holding it does
