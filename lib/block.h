@@ -1,0 +1,128 @@
+/* block.h: the layout of a block and its boundary tags.
+ *
+ * A block at offset b (b is 8 mod 16) starts with an 8-byte tag; its payload
+ * starts at b + 8 and is 16-byte aligned. The tag holds
+ *   bits  0..2   flags: USED (this block is allocated), PREV_FREE (the block
+ *                before this one is free, so its footer can be read)
+ *   bits  3..47  the block's size in bytes (tag included), a multiple of 8
+ *   bits 48..63  check bits: a keyed hash of the offset and bits 0..47.
+ * Sizes are multiples of 16, except the block that ends the heap, whose size
+ * is 8 mod 16 (the blocks span [SHH_FIRST, len) and len is a page multiple).
+ *
+ * A free block also holds, right after its tag, its node in the free index
+ * (left, right, subtree max size, height) and, in its last 8 bytes, a footer
+ * that repeats its tag so the next block can find its start. An allocated
+ * block carries nothing but its tag: 8 bytes of overhead.
+ *
+ * The check bits let free() refuse a pointer whose "tag" is user data (an
+ * interior pointer) or a tag left behind by a merge (a double free), and
+ * let any operation notice a scribbled tag before following it.
+ */
+#ifndef SHMHEAP_BLOCK_H
+#define SHMHEAP_BLOCK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "region.h"
+
+enum {
+  SHH_TAG = 8,
+  SHH_MIN_BLOCK = 48, /* tag + 4 index words + footer */
+  SHH_F_USED = 1,
+  SHH_F_PREV_FREE = 2,
+  SHH_F_MASK = 7,
+  /* index node fields, as offsets within a free block */
+  SHH_N_LEFT = 8,
+  SHH_N_RIGHT = 16,
+  SHH_N_MAX = 24,
+  SHH_N_HEIGHT = 32,
+};
+
+#define SHH_SIZE_MASK 0x0000fffffffffff8ull
+#define SHH_LOW_MASK 0x0000ffffffffffffull
+
+/* Orders the writes of an operation against a kill at any instruction: what
+ * matters for crash consistency is the order the stores are issued in by
+ * this thread, which a signal fence pins down for the compiler (x86 stores
+ * become visible in program order). */
+#define shh_order() atomic_signal_fence(memory_order_seq_cst)
+
+static inline uint64_t shh_check_bits(uint64_t key, uint64_t off,
+                                      uint64_t low) {
+  uint64_t x = (low ^ (off << 17) ^ (off >> 3)) + key;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x & 0xffff000000000000ull;
+}
+
+static inline uint64_t shh_tag_make(const struct shmheap *h, uint64_t off,
+                                    uint64_t size, unsigned flags) {
+  uint64_t low = size | flags;
+  return low | shh_check_bits(h->key, off, low);
+}
+
+static inline int shh_tag_ok(const struct shmheap *h, uint64_t off,
+                             uint64_t tag) {
+  return (tag & ~SHH_LOW_MASK) == shh_check_bits(h->key, off, tag & SHH_LOW_MASK);
+}
+
+static inline uint64_t shh_tag_size(uint64_t tag) { return tag & SHH_SIZE_MASK; }
+static inline int shh_tag_used(uint64_t tag) { return (tag & SHH_F_USED) != 0; }
+static inline int shh_tag_prev_free(uint64_t tag) { return (tag & SHH_F_PREV_FREE) != 0; }
+
+static inline uint64_t shh_ld(const struct shmheap *h, uint64_t off) {
+  return *shh_at(h, off);
+}
+static inline void shh_st(const struct shmheap *h, uint64_t off, uint64_t v) {
+  *shh_at(h, off) = v;
+}
+/* A commit point: one untorn 8-byte store that switches the tag walk from
+ * the old layout to the new one. Everything written before it is ordered
+ * before it. */
+static inline void shh_commit(const struct shmheap *h, uint64_t off,
+                              uint64_t v) {
+  shh_order();
+  __atomic_store_n(shh_at(h, off), v, __ATOMIC_RELAXED);
+  shh_order();
+}
+
+/* A block offset that could hold a block: inside the heap, tag-aligned. */
+static inline int shh_off_ok(const struct shmheap *h, uint64_t off) {
+  return off >= SHH_FIRST && off < h->len && (off & 15) == 8 &&
+         h->len - off >= SHH_MIN_BLOCK;
+}
+
+/* A size that a block at OFF could have: it ends at the heap's end, or at
+ * the start of another block. */
+static inline int shh_size_ok(const struct shmheap *h, uint64_t off,
+                              uint64_t size) {
+  if (size < SHH_MIN_BLOCK || size > h->len - off)
+    return 0;
+  return off + size == h->len || ((off + size) & 15) == 8;
+}
+
+/* A free block of size S fits a request of SZ bytes when S >= shh_fit(SZ),
+ * i.e. its payload S - 8 holds SZ (SZ <= len, so nothing overflows). */
+static inline uint64_t shh_fit(uint64_t sz) {
+  uint64_t n = (sz + SHH_TAG + 7) & ~(uint64_t)7;
+  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
+}
+
+/* The size of the block carved for SZ bytes when a bigger block is split:
+ * a multiple of 16, so the rest starts tag-aligned. */
+static inline uint64_t shh_carve(uint64_t sz) {
+  uint64_t n = (sz + SHH_TAG + 15) & ~(uint64_t)15;
+  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
+}
+
+/* Writes the footer of a free block: a copy of its tag in its last word. */
+static inline void shh_put_footer(const struct shmheap *h, uint64_t off,
+                                  uint64_t size, uint64_t tag) {
+  shh_st(h, off + size - 8, tag);
+}
+
+#endif

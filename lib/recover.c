@@ -1,0 +1,53 @@
+/* recover.c: rebuilding a heap whose last lock owner died mid-operation.
+ *
+ * The tags are the truth; everything else is derived from them and can be
+ * rebuilt: the footers, the PREV_FREE flags, the free index. The write order
+ * of every operation (heap.c) keeps the tag walk valid at every instruction,
+ * so a dead operation leaves either its old layout or its new one, plus, at
+ * worst, two adjacent free blocks (merged here) or a block it had allocated
+ * and not yet returned (left allocated: a leak, never a loss).
+ *
+ * Recovery's own writes are safe to repeat: if the repairer dies, the mutex
+ * stays inconsistent and the next locker starts over.
+ */
+#include "block.h"
+#include "index.h"
+#include "lock.h"
+
+int shh_recover(struct shmheap *h) {
+  uint64_t off = SHH_FIRST, free_count = 0;
+  uint64_t prev = 0, prev_size = 0; /* the free block just before off */
+  while (off < h->len) {
+    uint64_t tag = shh_ld(h, off);
+    uint64_t size = shh_tag_size(tag);
+    if (!shh_tag_ok(h, off, tag) || !shh_size_ok(h, off, size))
+      return -1;
+    if (!shh_tag_used(tag) && prev != 0) {
+      /* two free blocks in a row: the dead process freed one and had not
+       * merged it yet. One store folds the second into the first. */
+      prev_size += size;
+      shh_commit(h, prev, shh_tag_make(h, prev, prev_size, 0));
+      shh_st(h, off, 0);
+    } else {
+      if (prev != 0)
+        shh_put_footer(h, prev, prev_size, shh_ld(h, prev));
+      unsigned flags = (tag & SHH_F_USED) | (prev != 0 ? SHH_F_PREV_FREE : 0);
+      uint64_t want = shh_tag_make(h, off, size, flags);
+      if (want != tag)
+        shh_st(h, off, want);
+      if (shh_tag_used(tag)) {
+        prev = 0;
+      } else {
+        prev = off;
+        prev_size = size;
+        free_count++;
+      }
+    }
+    off += size;
+  }
+  if (off != h->len)
+    return -1;
+  if (prev != 0)
+    shh_put_footer(h, prev, prev_size, shh_ld(h, prev));
+  return shh_index_rebuild(h, free_count);
+}
