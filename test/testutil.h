@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -63,6 +64,7 @@ static inline int th_fork_run(int (*fn)(void *), void *arg,
   pid_t pid = fork();
   g_assert_cmpint(pid, >=, 0);
   if (pid == 0) {
+    signal(SIGALRM, SIG_DFL); /* a timed-out child dies of SIGALRM */
     alarm(timeout_s ? timeout_s : TH_CHILD_TIMEOUT);
     _exit(fn(arg));
   }
@@ -81,6 +83,7 @@ static inline pid_t th_fork_start(int (*fn)(void *), void *arg,
   pid_t pid = fork();
   g_assert_cmpint(pid, >=, 0);
   if (pid == 0) {
+    signal(SIGALRM, SIG_DFL); /* a timed-out child dies of SIGALRM */
     alarm(timeout_s ? timeout_s : TH_CHILD_TIMEOUT);
     _exit(fn(arg));
   }
@@ -121,6 +124,36 @@ static inline int th_wait(pid_t pid) {
       _exit(__LINE__ % 200 + 1);                                               \
     }                                                                          \
   } while (0)
+
+/* A watchdog for the test process itself: if the parent's own call hangs
+ * (say on a lock a dead child held), SIGALRM says what hung and aborts, so
+ * the test fails at once instead of running into Meson's timeout. */
+static const char *volatile th_watchdog_what;
+
+static inline void th_watchdog_handler(int sig) {
+  (void)sig;
+  static const char msg[] = "watchdog: timed out in: ";
+  const char *w = th_watchdog_what ? th_watchdog_what : "?";
+  (void)!write(2, msg, sizeof msg - 1);
+  (void)!write(2, w, strlen(w));
+  (void)!write(2, "\n", 1);
+  abort();
+}
+
+static inline void th_watchdog_arm(unsigned secs, const char *what) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = th_watchdog_handler;
+  sigemptyset(&sa.sa_mask);
+  g_assert_cmpint(sigaction(SIGALRM, &sa, NULL), ==, 0);
+  th_watchdog_what = what;
+  alarm(secs);
+}
+
+static inline void th_watchdog_disarm(void) {
+  alarm(0);
+  th_watchdog_what = NULL;
+}
 
 /* Writes or reads exactly N bytes on FD (retrying on EINTR and short
  * transfers). Returns 0, or -1 on error or end of file. */
