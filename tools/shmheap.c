@@ -656,8 +656,10 @@ static int write_svg(const char *path, const char *name, uint64_t size,
   fputs("</title>\n", f);
   fputs("<text x=\"20\" y=\"24\" font-size=\"16\">", f);
   xml_escape(f, name);
-  fprintf(f, ": %" PRIu64 " bytes, %" PRIu64 " used, %" PRIu64 " free</text>\n",
-          size, used, free_b);
+  fprintf(f,
+          ": %" PRIu64 " bytes, %" PRIu64 " in used blocks, %" PRIu64
+          " in free blocks</text>\n",
+          size, used - hdr, free_b);
   fprintf(f,
           "<rect class=\"frame\" x=\"%.3f\" y=\"%.3f\" width=\"%.3f\" "
           "height=\"%.3f\" fill=\"#ffffff\" stroke=\"#333333\"/>\n",

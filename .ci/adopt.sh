@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# .ci/adopt.sh: proves the three ways to adopt shmheap on this machine, as an
+# adopter would take them. Run from the repository root (a git checkout with
+# the work committed); .ci/run calls it.
+#
+# 1. subproject: builds test/consumer, a Meson project whose only link to
+#    shmheap is subprojects/shmheap.wrap and dependency('shmheap'), and runs
+#    its cross-process program. The wrap clones this repository's committed
+#    HEAD, so what is tested is what a user would fetch.
+# 2. install: `meson install` into a temporary prefix; checks the header, the
+#    shared library (soname libshmheap.so.0), the static library, the
+#    pkg-config file, the tool and the man pages are there; builds and runs a
+#    consumer with `pkg-config --cflags --libs shmheap` and a fully static one
+#    with `--static`; compiles and runs the example of shmheap(3) as printed;
+#    runs the installed tool.
+# 3. release: `meson dist` makes the tarball; it is unpacked, configured,
+#    built and its test suite run (meson dist's own check does the same; doing
+#    it here shows which test failed and keeps the benchmarks out).
+#
+# Every sub-check counts; the last line is `STEP adopt: N passed, M failed`.
+# Exits nonzero when any sub-check failed. Nothing outside a temporary
+# directory is left behind, except test/consumer/subprojects/shmheap (the
+# wrap's clone, ignored by git, removed before each run).
+set -uo pipefail
+
+REPO=$(pwd)
+if [ ! -f "$REPO/meson.build" ] || [ ! -d "$REPO/test/consumer" ]; then
+  echo "adopt: run me from the shmheap repository root" >&2
+  exit 2
+fi
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/shmheap-adopt.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+PASSED=0
+FAILED=0
+FAILED_NAMES=()
+START=$SECONDS
+
+# Tools the checks need; a CI machine may lack some (the script installs
+# them when it can, as root with apt-get).
+need_pkgs=()
+command -v git >/dev/null || need_pkgs+=(git)
+command -v readelf >/dev/null || need_pkgs+=(binutils)
+command -v groff >/dev/null || need_pkgs+=(groff-base)
+command -v xz >/dev/null || need_pkgs+=(xz-utils)
+if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] &&
+  command -v apt-get >/dev/null; then
+  echo "adopt: installing ${need_pkgs[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_pkgs[@]}" \
+    >"$TMP/apt.log" 2>&1 || tail -n 20 "$TMP/apt.log"
+fi
+
+# refute CMD...: succeeds when CMD fails. (`! CMD` would not stop a function
+# under errexit.)
+refute() {
+  if "$@"; then
+    return 1
+  fi
+  return 0
+}
+
+# check NAME CMD...: runs CMD (with errexit: the first failing command fails
+# the check) and its output in a log; counts it; shows the log's tail when it
+# fails. CMD runs outside any `if`, where errexit would be ignored.
+check() {
+  local name=$1 log rc
+  shift
+  log="$TMP/log.$((PASSED + FAILED))"
+  (
+    set -euo pipefail
+    "$@"
+  ) >"$log" 2>&1 </dev/null
+  rc=$?
+  if [ "$rc" -eq 0 ]; then
+    PASSED=$((PASSED + 1))
+    echo "ok   $name"
+  else
+    FAILED=$((FAILED + 1))
+    FAILED_NAMES+=("$name")
+    echo "FAIL $name"
+    tail -n 40 "$log" | sed 's/^/     | /'
+  fi
+}
+
+# ------------------------------------------------------------- subproject
+
+CONSUMER_BUILD="$TMP/consumer-build"
+
+consumer_setup() {
+  rm -rf "$REPO/test/consumer/subprojects/shmheap"
+  # --force-fallback-for: use the wrap even where shmheap is installed.
+  meson setup "$CONSUMER_BUILD" "$REPO/test/consumer" \
+    --force-fallback-for=shmheap
+  # The dependency came from the wrap's subproject, a clone of this repo.
+  grep -q "Executing subproject shmheap" "$CONSUMER_BUILD/meson-logs/meson-log.txt"
+  git -C "$REPO/test/consumer/subprojects/shmheap" log -1 --oneline
+  [ "$(git -C "$REPO/test/consumer/subprojects/shmheap" rev-parse HEAD)" = \
+    "$(git -C "$REPO" rev-parse HEAD)" ]
+}
+
+consumer_build() {
+  ninja -C "$CONSUMER_BUILD"
+  ls "$CONSUMER_BUILD"/subprojects/shmheap/lib/libshmheap.*
+}
+
+consumer_run() {
+  meson test -C "$CONSUMER_BUILD" --print-errorlogs
+  "$CONSUMER_BUILD/consumer" | tee "$TMP/consumer.out"
+  grep -q '^consumer: ok: child [0-9]* read "hello from [0-9]*"' "$TMP/consumer.out"
+}
+
+echo "== subproject (test/consumer through its wrap)"
+check "subproject: configure test/consumer, shmheap from the wrap" consumer_setup
+check "subproject: build" consumer_build
+check "subproject: run the cross-process consumer" consumer_run
+
+# ---------------------------------------------------------------- install
+
+PREFIX="$TMP/prefix"
+INSTALL_BUILD="$TMP/install-build"
+
+install_build() {
+  meson setup "$INSTALL_BUILD" "$REPO" --prefix="$PREFIX" \
+    -Dtool=enabled -Dtests=disabled -Dbenchmarks=disabled -Dexamples=disabled
+  ninja -C "$INSTALL_BUILD"
+  meson install -C "$INSTALL_BUILD" --quiet
+  find "$PREFIX" -type f -o -type l | sort
+}
+
+echo "== install (meson install into $PREFIX)"
+check "install: configure, build, meson install" install_build
+
+# The library directory, wherever this platform's default libdir puts it.
+LIBDIR=$(dirname "$(find "$PREFIX" -name 'libshmheap.so.0' | head -n 1)" 2>/dev/null)
+[ -n "$LIBDIR" ] && [ "$LIBDIR" != . ] || LIBDIR="$PREFIX/lib"
+export PKG_CONFIG_PATH="$LIBDIR/pkgconfig"
+
+installed_header() {
+  cmp "$PREFIX/include/shmheap.h" "$REPO/include/shmheap.h"
+}
+installed_shared() {
+  local real
+  real=$(readlink -f "$LIBDIR/libshmheap.so.0")
+  test -f "$real"
+  readelf -d "$real" | tee /dev/stderr | grep -q 'Library soname: \[libshmheap.so.0\]'
+  # the development symlink, for -lshmheap
+  test "$(readlink -f "$LIBDIR/libshmheap.so")" = "$real"
+  # the library exports the API and nothing internal
+  readelf --dyn-syms -W "$real" | awk '$5 == "GLOBAL" && $7 != "UND" {print $8}' |
+    sort >"$TMP/exports"
+  cat "$TMP/exports"
+  refute grep -v '^shmheap_' "$TMP/exports"
+  grep -o 'shmheap_[a-z_]*(' "$REPO/include/shmheap.h" | tr -d '(' | sort -u >"$TMP/api"
+  comm -13 "$TMP/exports" "$TMP/api" | tee "$TMP/missing"
+  [ ! -s "$TMP/missing" ]
+}
+installed_static() {
+  test -f "$LIBDIR/libshmheap.a"
+  nm "$LIBDIR/libshmheap.a" | grep -q ' T shmheap_alloc$'
+}
+installed_pc() {
+  test -f "$LIBDIR/pkgconfig/shmheap.pc"
+  cat "$LIBDIR/pkgconfig/shmheap.pc"
+  test "$(pkg-config --modversion shmheap)" = \
+    "$(meson introspect --projectinfo "$INSTALL_BUILD" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')"
+}
+installed_tool() {
+  test -x "$PREFIX/bin/shmheap"
+  local name="/shmheap-adopt-$$"
+  export LD_LIBRARY_PATH="$LIBDIR"
+  "$PREFIX/bin/shmheap" --version
+  "$PREFIX/bin/shmheap" create "$name" 64K
+  "$PREFIX/bin/shmheap" info "$name" | grep -q '^size: *65536 '
+  "$PREFIX/bin/shmheap" check "$name"
+  "$PREFIX/bin/shmheap" destroy "$name"
+  refute "$PREFIX/bin/shmheap" info "$name" 2>"$TMP/tool.err"
+  grep -q '^shmheap: info: .*: no such heap' "$TMP/tool.err"
+}
+installed_man() {
+  local p
+  for p in man1/shmheap.1 man3/shmheap.3 man3/shmheap_alloc.3 \
+    man3/shmheap_walk.3; do
+    test -f "$PREFIX/share/man/$p"
+  done
+  # they render, and groff has nothing to warn about
+  for p in man1/shmheap.1 man3/shmheap.3; do
+    groff -man -ww -z -Tutf8 "$PREFIX/share/man/$p" 2>"$TMP/groff.err"
+    cat "$TMP/groff.err"
+    [ ! -s "$TMP/groff.err" ]
+  done
+  # `man shmheap_alloc` lands on shmheap(3)
+  grep -qx '.so man3/shmheap.3' "$PREFIX/share/man/man3/shmheap_alloc.3"
+}
+
+check "install: header include/shmheap.h" installed_header
+check "install: shared library, soname libshmheap.so.0, exports the API only" installed_shared
+check "install: static library libshmheap.a" installed_static
+check "install: pkg-config file shmheap.pc" installed_pc
+check "install: the shmheap tool runs" installed_tool
+check "install: man pages shmheap(1), shmheap(3) and its function links" installed_man
+
+pc_shared() {
+  # shellcheck disable=SC2046 # pkg-config output is meant to be split
+  cc -o "$TMP/consumer-shared" "$REPO/test/consumer/consumer.c" \
+    $(pkg-config --cflags --libs shmheap)
+  # it really uses the installed shared library
+  LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer-shared" | tee /dev/stderr |
+    grep -q "libshmheap.so.0 => $LIBDIR/libshmheap.so.0"
+  LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer-shared" | grep '^consumer: ok'
+}
+pc_static() {
+  # shellcheck disable=SC2046
+  cc -static -o "$TMP/consumer-static" "$REPO/test/consumer/consumer.c" \
+    $(pkg-config --static --cflags --libs shmheap)
+  # no dynamic section at all: libshmheap.a and libc were linked in
+  readelf -d "$TMP/consumer-static" >"$TMP/static.dyn" 2>&1 || true
+  refute grep -q NEEDED "$TMP/static.dyn"
+  "$TMP/consumer-static" | grep '^consumer: ok'
+}
+man_example() {
+  # The EXAMPLES program of the installed shmheap(3), from its roff source
+  # (\- is a minus, \e a backslash, \(aq a quote).
+  awk '/^\.SH EXAMPLES/{f=1} f&&/^\.EX/{g=1; next} g&&/^\.EE/{exit} g' \
+    "$PREFIX/share/man/man3/shmheap.3" |
+    sed -e 's/\\-/-/g' -e 's/\\e/\\/g' -e "s/\\\\(aq/'/g" >"$TMP/example.c"
+  cat "$TMP/example.c"
+  # shellcheck disable=SC2046
+  cc -std=c11 -Wall -Wextra -Werror -o "$TMP/example" "$TMP/example.c" \
+    $(pkg-config --cflags --libs shmheap)
+  LD_LIBRARY_PATH="$LIBDIR" "$TMP/example" >"$TMP/example.out"
+  printf 'hello\nworld\n0 blocks in use\n' | diff - "$TMP/example.out"
+}
+
+check "install: consumer built with pkg-config --cflags --libs runs" pc_shared
+check "install: static consumer built with pkg-config --static runs" pc_static
+check "install: the example of shmheap(3) compiles and runs" man_example
+
+# ---------------------------------------------------------------- release
+
+DIST_BUILD="$TMP/dist-build"
+UNPACK="$TMP/unpack"
+
+make_dist() {
+  meson setup "$DIST_BUILD" "$REPO" -Dbenchmarks=disabled
+  # --allow-dirty: a developer's tree may have uncommitted work; the tarball
+  # is always the committed HEAD. The tests run below, on the unpacked tree.
+  meson dist -C "$DIST_BUILD" --no-tests --allow-dirty --formats xztar
+  ls -l "$DIST_BUILD"/meson-dist/
+  (cd "$DIST_BUILD/meson-dist" && sha256sum -c ./*.sha256sum)
+}
+dist_contents() {
+  local tarball
+  tarball=$(ls "$DIST_BUILD"/meson-dist/shmheap-*.tar.xz)
+  tar -tJf "$tarball" >"$TMP/dist.list"
+  local f
+  for f in meson.build meson_options.txt include/shmheap.h lib/meson.build \
+    tools/shmheap.c doc/shmheap.3 doc/shmheap.1 test/meson.build \
+    test/consumer/meson.build subprojects/shmheap.wrap; do
+    grep -qx "shmheap-[0-9.]*/$f" "$TMP/dist.list" || {
+      echo "missing from the tarball: $f"
+      return 1
+    }
+  done
+  # nothing from a build directory or a wrap's clone
+  refute grep -E '^[^/]*/(build[^/]*|test/consumer/subprojects/shmheap)/' \
+    "$TMP/dist.list"
+  mkdir -p "$UNPACK"
+  tar -xJf "$tarball" -C "$UNPACK"
+}
+dist_build_test() {
+  local src
+  src=$(echo "$UNPACK"/shmheap-*)
+  meson setup "$TMP/unpack-build" "$src" -Dbenchmarks=disabled -Dtests=enabled
+  ninja -C "$TMP/unpack-build"
+  meson test -C "$TMP/unpack-build" --print-errorlogs
+  # it ran tests, and none failed
+  python3 - "$TMP/unpack-build/meson-logs/testlog.json" <<'EOF'
+import json, sys
+results = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+bad = [r["name"] for r in results if r["result"] not in ("OK", "SKIP", "EXPECTEDFAIL")]
+print(f"{len(results)} tests, failed: {bad}")
+sys.exit(1 if bad or not results else 0)
+EOF
+}
+
+echo "== release (meson dist)"
+check "release: meson dist makes a tarball" make_dist
+check "release: the tarball holds the sources and nothing built" dist_contents
+check "release: the unpacked tarball builds and passes its tests" dist_build_test
+
+# ---------------------------------------------------------------- summary
+
+rm -rf "$REPO/test/consumer/subprojects/shmheap"
+echo "adopt: $((SECONDS - START)) s"
+if [ ${#FAILED_NAMES[@]} -gt 0 ]; then
+  printf 'adopt: failed: %s\n' "${FAILED_NAMES[@]}"
+fi
+echo "STEP adopt: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
