@@ -190,6 +190,12 @@ installed_man() {
   done
   # `man shmheap_alloc` lands on shmheap(3)
   grep -qx '.so man3/shmheap.3' "$PREFIX/share/man/man3/shmheap_alloc.3"
+  if command -v man >/dev/null; then
+    MANPATH="$PREFIX/share/man" MANWIDTH=80 man -P cat shmheap_alloc |
+      grep -q 'a first-fit heap in POSIX shared memory'
+    MANPATH="$PREFIX/share/man" MANWIDTH=80 man -P cat 1 shmheap |
+      grep -q 'create, inspect, check, draw and remove shmheap heaps'
+  fi
 }
 
 check "install: header include/shmheap.h" installed_header
