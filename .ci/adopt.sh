@@ -18,6 +18,7 @@
 #    it here shows which test failed and keeps the benchmarks out).
 #
 # Every sub-check counts; the last line is `STEP adopt: N passed, M failed`.
+# A failed sub-check shows the tail of its log; ADOPT_VERBOSE=1 shows all.
 # Exits nonzero when any sub-check failed. Nothing outside a temporary
 # directory is left behind, except test/consumer/subprojects/shmheap (the
 # wrap's clone, ignored by git, removed before each run).
@@ -58,6 +59,17 @@ refute() {
   return 0
 }
 
+# output_has PATTERN CMD...: runs CMD, shows its output and succeeds when a
+# line matches PATTERN (grep -E). The output goes through a file: `CMD | grep
+# -q` would fail under pipefail when grep stops reading early.
+output_has() {
+  local pattern=$1 out="$TMP/output_has.out"
+  shift
+  "$@" >"$out"
+  cat "$out"
+  grep -Eq -- "$pattern" "$out"
+}
+
 # check NAME CMD...: runs CMD (with errexit: the first failing command fails
 # the check) and its output in a log; counts it; shows the log's tail when it
 # fails. CMD runs outside any `if`, where errexit would be ignored.
@@ -73,6 +85,7 @@ check() {
   if [ "$rc" -eq 0 ]; then
     PASSED=$((PASSED + 1))
     echo "ok   $name"
+    if [ -n "${ADOPT_VERBOSE:-}" ]; then sed 's/^/     | /' "$log"; fi
   else
     FAILED=$((FAILED + 1))
     FAILED_NAMES+=("$name")
@@ -141,7 +154,7 @@ installed_shared() {
   local real
   real=$(readlink -f "$LIBDIR/libshmheap.so.0")
   test -f "$real"
-  readelf -d "$real" | tee /dev/stderr | grep -q 'Library soname: \[libshmheap.so.0\]'
+  output_has 'Library soname: \[libshmheap\.so\.0\]' readelf -d "$real"
   # the development symlink, for -lshmheap
   test "$(readlink -f "$LIBDIR/libshmheap.so")" = "$real"
   # the library exports the API and nothing internal
@@ -155,7 +168,7 @@ installed_shared() {
 }
 installed_static() {
   test -f "$LIBDIR/libshmheap.a"
-  nm "$LIBDIR/libshmheap.a" | grep -q ' T shmheap_alloc$'
+  output_has ' T shmheap_alloc$' nm "$LIBDIR/libshmheap.a"
 }
 installed_pc() {
   test -f "$LIBDIR/pkgconfig/shmheap.pc"
@@ -170,7 +183,7 @@ installed_tool() {
   export LD_LIBRARY_PATH="$LIBDIR"
   "$PREFIX/bin/shmheap" --version
   "$PREFIX/bin/shmheap" create "$name" 64K
-  "$PREFIX/bin/shmheap" info "$name" | grep -q '^size: *65536 '
+  output_has '^size: +65536 ' "$PREFIX/bin/shmheap" info "$name"
   "$PREFIX/bin/shmheap" check "$name"
   "$PREFIX/bin/shmheap" destroy "$name"
   refute "$PREFIX/bin/shmheap" info "$name" 2>"$TMP/tool.err"
@@ -191,10 +204,11 @@ installed_man() {
   # `man shmheap_alloc` lands on shmheap(3)
   grep -qx '.so man3/shmheap.3' "$PREFIX/share/man/man3/shmheap_alloc.3"
   if command -v man >/dev/null; then
-    MANPATH="$PREFIX/share/man" MANWIDTH=80 man -P cat shmheap_alloc |
-      grep -q 'a first-fit heap in POSIX shared memory'
-    MANPATH="$PREFIX/share/man" MANWIDTH=80 man -P cat 1 shmheap |
-      grep -q 'create, inspect, check, draw and remove shmheap heaps'
+    export MANPATH="$PREFIX/share/man" MANWIDTH=80
+    output_has 'a first-fit heap in POSIX shared memory' \
+      man -P cat shmheap_alloc
+    output_has 'create, inspect, check, draw and remove shmheap heaps' \
+      man -P cat 1 shmheap
   fi
 }
 
@@ -210,8 +224,8 @@ pc_shared() {
   cc -o "$TMP/consumer-shared" "$REPO/test/consumer/consumer.c" \
     $(pkg-config --cflags --libs shmheap)
   # it really uses the installed shared library
-  LD_LIBRARY_PATH="$LIBDIR" ldd "$TMP/consumer-shared" | tee /dev/stderr |
-    grep -q "libshmheap.so.0 => $LIBDIR/libshmheap.so.0"
+  LD_LIBRARY_PATH="$LIBDIR" output_has \
+    "libshmheap\.so\.0 => $LIBDIR/libshmheap\.so\.0" ldd "$TMP/consumer-shared"
   LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer-shared" | grep '^consumer: ok'
 }
 pc_static() {
