@@ -259,6 +259,9 @@ static int run_parent(void) {
   if (list_show_and_check(mem, list, parent_words, 3) != 0)
     goto out;
 
+  /* Remember where "banana" lives: the child frees it, and first fit hands
+   * the lowest-addressed hole that fits to the child's next allocation. */
+  shmheap_object_handle banana_hdl = node_at(mem, list->head)->next;
   shmheap_object_handle root_hdl = shmheap_ptr_to_handle(mem, list);
   printf("parent starts the child with the root handle %" PRIu64 "\n",
          root_hdl);
@@ -272,6 +275,12 @@ static int run_parent(void) {
   printf("parent sees the child's work:\n");
   if (list_show_and_check(mem, list, final_words, 5) != 0)
     goto out;
+  /* The list checked out as apple, cherry, date, ...: date is the third. */
+  shmheap_object_handle date_hdl =
+      node_at(mem, node_at(mem, list->head)->next)->next;
+  printf("parent: \"date\" took handle %" PRIu64 ", %s\n", date_hdl,
+         date_hdl == banana_hdl ? "the hole \"banana\" left (first fit)"
+                                : "not the hole \"banana\" left");
 
   /* Free every node and the root: the heap must be whole again. */
   while (list->head != SHMHEAP_NULL_HANDLE) {
