@@ -21,11 +21,26 @@ struct shh_walk {
   int bad;
 };
 
-static uint64_t node_left(const struct shmheap *h, uint64_t n) {
-  return shh_ld(h, n + SHH_N_LEFT);
+/* A link that may be followed: empty, or a plausible free block. */
+static int link_ok(struct shh_walk *w, uint64_t n) {
+  if (n == 0 || (shh_off_ok(w->h, n) && !shh_tag_used(shh_ld(w->h, n))))
+    return 1;
+  w->bad = 1;
+  return 0;
 }
-static uint64_t node_right(const struct shmheap *h, uint64_t n) {
-  return shh_ld(h, n + SHH_N_RIGHT);
+
+/* Every link read from the region goes through here: a link that cannot be
+ * a node reads as empty and marks the walk bad, so nothing past it is read
+ * or written. */
+static uint64_t link_at(struct shh_walk *w, uint64_t n, uint64_t field) {
+  uint64_t v = shh_ld(w->h, n + field);
+  return link_ok(w, v) ? v : 0;
+}
+static uint64_t left(struct shh_walk *w, uint64_t n) {
+  return link_at(w, n, SHH_N_LEFT);
+}
+static uint64_t right(struct shh_walk *w, uint64_t n) {
+  return link_at(w, n, SHH_N_RIGHT);
 }
 static uint64_t node_max(const struct shmheap *h, uint64_t n) {
   return n ? shh_ld(h, n + SHH_N_MAX) : 0;
@@ -48,59 +63,63 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
   return m > c ? m : c;
 }
 
-/* A link that may be followed: empty, or a plausible free block. */
-static int link_ok(struct shh_walk *w, uint64_t n) {
-  if (n == 0 || (shh_off_ok(w->h, n) && !shh_tag_used(shh_ld(w->h, n))))
-    return 1;
-  w->bad = 1;
-  return 0;
-}
-
 /* Recomputes the height and the subtree maximum of N from its children. */
-static void node_update(const struct shmheap *h, uint64_t n) {
-  uint64_t l = node_left(h, n), r = node_right(h, n);
+static void node_update(struct shh_walk *w, uint64_t n) {
+  const struct shmheap *h = w->h;
+  uint64_t l = left(w, n), r = right(w, n);
   uint64_t hl = node_height(h, l), hr = node_height(h, r);
   shh_st(h, n + SHH_N_HEIGHT, 1 + (hl > hr ? hl : hr));
   shh_st(h, n + SHH_N_MAX, max3(node_size(h, n), node_max(h, l), node_max(h, r)));
 }
 
-static uint64_t rotate_right(const struct shmheap *h, uint64_t n) {
-  uint64_t l = node_left(h, n);
-  set_left(h, n, node_right(h, l));
-  set_right(h, l, n);
-  node_update(h, n);
-  node_update(h, l);
+static uint64_t rotate_right(struct shh_walk *w, uint64_t n) {
+  uint64_t l = left(w, n);
+  if (l == 0) { /* heights that promise a child that is not there */
+    w->bad = 1;
+    return n;
+  }
+  set_left(w->h, n, right(w, l));
+  set_right(w->h, l, n);
+  node_update(w, n);
+  node_update(w, l);
   return l;
 }
 
-static uint64_t rotate_left(const struct shmheap *h, uint64_t n) {
-  uint64_t r = node_right(h, n);
-  set_right(h, n, node_left(h, r));
-  set_left(h, r, n);
-  node_update(h, n);
-  node_update(h, r);
+static uint64_t rotate_left(struct shh_walk *w, uint64_t n) {
+  uint64_t r = right(w, n);
+  if (r == 0) {
+    w->bad = 1;
+    return n;
+  }
+  set_right(w->h, n, left(w, r));
+  set_left(w->h, r, n);
+  node_update(w, n);
+  node_update(w, r);
   return r;
 }
 
-static int64_t balance_of(const struct shmheap *h, uint64_t n) {
-  return (int64_t)node_height(h, node_left(h, n)) -
-         (int64_t)node_height(h, node_right(h, n));
+static int64_t balance_of(struct shh_walk *w, uint64_t n) {
+  return (int64_t)node_height(w->h, left(w, n)) -
+         (int64_t)node_height(w->h, right(w, n));
 }
 
 /* Restores the AVL balance at N after one of its subtrees changed height by
  * one; returns the subtree's new root. */
-static uint64_t rebalance(const struct shmheap *h, uint64_t n) {
-  node_update(h, n);
-  int64_t b = balance_of(h, n);
+static uint64_t rebalance(struct shh_walk *w, uint64_t n) {
+  const struct shmheap *h = w->h;
+  node_update(w, n);
+  int64_t b = balance_of(w, n);
+  if (w->bad)
+    return n;
   if (b > 1) {
-    if (balance_of(h, node_left(h, n)) < 0)
-      set_left(h, n, rotate_left(h, node_left(h, n)));
-    return rotate_right(h, n);
+    if (balance_of(w, left(w, n)) < 0)
+      set_left(h, n, rotate_left(w, left(w, n)));
+    return w->bad ? n : rotate_right(w, n);
   }
   if (b < -1) {
-    if (balance_of(h, node_right(h, n)) > 0)
-      set_right(h, n, rotate_right(h, node_right(h, n)));
-    return rotate_left(h, n);
+    if (balance_of(w, right(w, n)) > 0)
+      set_right(h, n, rotate_right(w, right(w, n)));
+    return w->bad ? n : rotate_left(w, n);
   }
   return n;
 }
@@ -115,7 +134,7 @@ static uint64_t insert_at(struct shh_walk *w, uint64_t n, uint64_t key,
   if (n == 0) {
     set_left(h, key, 0);
     set_right(h, key, 0);
-    node_update(h, key);
+    node_update(w, key);
     return key;
   }
   if (key == n) {
@@ -123,27 +142,27 @@ static uint64_t insert_at(struct shh_walk *w, uint64_t n, uint64_t key,
     return n;
   }
   if (key < n)
-    set_left(h, n, insert_at(w, node_left(h, n), key, depth + 1));
+    set_left(h, n, insert_at(w, left(w, n), key, depth + 1));
   else
-    set_right(h, n, insert_at(w, node_right(h, n), key, depth + 1));
-  return w->bad ? n : rebalance(h, n);
+    set_right(h, n, insert_at(w, right(w, n), key, depth + 1));
+  return w->bad ? n : rebalance(w, n);
 }
 
 /* Unlinks the leftmost node of the subtree N into *MIN. */
 static uint64_t remove_min(struct shh_walk *w, uint64_t n, uint64_t *min,
                            int depth) {
   const struct shmheap *h = w->h;
-  uint64_t l = node_left(h, n);
-  if (!link_ok(w, l) || depth >= SHH_MAX_DEPTH) {
+  uint64_t l = left(w, n);
+  if (w->bad || depth >= SHH_MAX_DEPTH) {
     w->bad = 1;
     return n;
   }
   if (l == 0) {
     *min = n;
-    return node_right(h, n);
+    return right(w, n);
   }
   set_left(h, n, remove_min(w, l, min, depth + 1));
-  return w->bad ? n : rebalance(h, n);
+  return w->bad ? n : rebalance(w, n);
 }
 
 static uint64_t remove_at(struct shh_walk *w, uint64_t n, uint64_t key,
@@ -154,12 +173,12 @@ static uint64_t remove_at(struct shh_walk *w, uint64_t n, uint64_t key,
     return n;
   }
   if (key < n) {
-    set_left(h, n, remove_at(w, node_left(h, n), key, depth + 1));
+    set_left(h, n, remove_at(w, left(w, n), key, depth + 1));
   } else if (key > n) {
-    set_right(h, n, remove_at(w, node_right(h, n), key, depth + 1));
+    set_right(h, n, remove_at(w, right(w, n), key, depth + 1));
   } else {
-    uint64_t l = node_left(h, n), r = node_right(h, n), m = 0;
-    if (!link_ok(w, l) || !link_ok(w, r))
+    uint64_t l = left(w, n), r = right(w, n), m = 0;
+    if (w->bad)
       return n;
     if (l == 0)
       return r;
@@ -172,7 +191,7 @@ static uint64_t remove_at(struct shh_walk *w, uint64_t n, uint64_t key,
     set_right(h, m, r);
     n = m;
   }
-  return w->bad ? n : rebalance(h, n);
+  return w->bad ? n : rebalance(w, n);
 }
 
 int shh_index_insert(const struct shmheap *h, uint64_t off) {
@@ -207,8 +226,8 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
     if (path->depth >= SHH_MAX_DEPTH)
       return -1;
     path->node[path->depth++] = n;
-    uint64_t l = node_left(h, n);
-    if (!link_ok(&w, l))
+    uint64_t l = left(&w, n);
+    if (w.bad)
       return -1;
     if (l && node_max(h, l) >= need) {
       n = l;
@@ -218,9 +237,9 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
       *off = n;
       return 0;
     }
-    n = node_right(h, n);
+    n = right(&w, n);
     /* the maximum promised a fit below: its absence is damage */
-    if (n == 0 || !link_ok(&w, n) || node_max(h, n) < need)
+    if (n == 0 || node_max(h, n) < need)
       return -1;
   }
 }
@@ -234,21 +253,25 @@ int shh_index_find(const struct shmheap *h, uint64_t off,
     path->node[path->depth++] = n;
     if (off == n)
       return 0;
-    n = off < n ? node_left(h, n) : node_right(h, n);
+    n = off < n ? left(&w, n) : right(&w, n);
   }
   return -1;
 }
 
-void shh_index_fix_path(const struct shmheap *h, const struct shh_path *path) {
+int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path) {
+  struct shh_walk w = {h, 0};
   for (int i = path->depth - 1; i >= 0; i--) {
     uint64_t n = path->node[i];
-    uint64_t m = max3(node_size(h, n), node_max(h, node_left(h, n)),
-                      node_max(h, node_right(h, n)));
+    uint64_t m = max3(node_size(h, n), node_max(h, left(&w, n)),
+                      node_max(h, right(&w, n)));
+    if (w.bad)
+      return -1;
     /* above the changed node an unchanged maximum means nothing changes */
     if (m == node_max(h, n) && i != path->depth - 1)
-      return;
+      return 0;
     shh_st(h, n + SHH_N_MAX, m);
   }
+  return 0;
 }
 
 void shh_index_replace(const struct shmheap *h, struct shh_path *path,
@@ -257,7 +280,7 @@ void shh_index_replace(const struct shmheap *h, struct shh_path *path,
   uint64_t old = path->node[last];
   if (last == 0)
     shh_hdr(h)->root = new_off;
-  else if (node_left(h, path->node[last - 1]) == old)
+  else if (shh_ld(h, path->node[last - 1] + SHH_N_LEFT) == old)
     set_left(h, path->node[last - 1], new_off);
   else
     set_right(h, path->node[last - 1], new_off);
@@ -290,9 +313,10 @@ static uint64_t build(struct free_iter *it, uint64_t count) {
   uint64_t l = build(it, count / 2);
   uint64_t n = next_free(it);
   uint64_t r = build(it, count - count / 2 - 1);
+  struct shh_walk w = {h, 0};
   set_left(h, n, l);
   set_right(h, n, r);
-  node_update(h, n);
+  node_update(&w, n);
   return n;
 }
 
@@ -319,13 +343,13 @@ static int check_at(struct check_ctx *c, uint64_t n, int depth,
   if (!link_ok(&c->w, n) || depth >= SHH_MAX_DEPTH)
     return -1;
   uint64_t lh, lm, rh, rm;
-  if (check_at(c, node_left(h, n), depth + 1, &lh, &lm) != 0)
+  if (check_at(c, left(&c->w, n), depth + 1, &lh, &lm) != 0 || c->w.bad)
     return -1;
   /* in order, the tree must list exactly the free blocks of the tag walk */
   if (next_free(&c->it) != n)
     return -1;
   c->seen++;
-  if (check_at(c, node_right(h, n), depth + 1, &rh, &rm) != 0)
+  if (check_at(c, right(&c->w, n), depth + 1, &rh, &rm) != 0 || c->w.bad)
     return -1;
   *height = 1 + (lh > rh ? lh : rh);
   *max = max3(node_size(h, n), lm, rm);

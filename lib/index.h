@@ -30,8 +30,8 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
 /* The path from the root to the node OFF. */
 int shh_index_find(const struct shmheap *h, uint64_t off, struct shh_path *path);
 /* After the last node of PATH changed its size (or was replaced), refresh
- * the subtree maxima up the path. */
-void shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);
+ * the subtree maxima up the path. -1 if a child link is damaged. */
+int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);
 /* Puts node NEW_OFF, whose fields are already a copy of the last node of
  * PATH's, in that node's place: valid when no free block lies between the
  * two offsets, as when a free block moves its start within its own span. */
