@@ -72,7 +72,8 @@ output_has() {
 
 # check NAME CMD...: runs CMD (with errexit: the first failing command fails
 # the check) and its output in a log; counts it; shows the log's tail when it
-# fails. CMD runs outside any `if`, where errexit would be ignored.
+# fails; LAST_RC is its status. Never call check in an `if` condition or an
+# && list: bash ignores errexit in everything such a call runs.
 check() {
   local name=$1 log rc
   shift
@@ -92,6 +93,17 @@ check() {
     echo "FAIL $name"
     tail -n 40 "$log" | sed 's/^/     | /'
   fi
+  LAST_RC=$rc
+}
+
+# skip WHY NAME...: says which checks cannot run because an earlier one
+# failed (that failure is already counted; these are not).
+skip() {
+  local why=$1 name
+  shift
+  for name in "$@"; do
+    echo "skip $name ($why)"
+  done
 }
 
 # ------------------------------------------------------------- subproject
@@ -123,8 +135,14 @@ consumer_run() {
 
 echo "== subproject (test/consumer through its wrap)"
 check "subproject: configure test/consumer, shmheap from the wrap" consumer_setup
-check "subproject: build" consumer_build
-check "subproject: run the cross-process consumer" consumer_run
+if [ "$LAST_RC" = 0 ]; then
+  check "subproject: build" consumer_build
+fi
+if [ "$LAST_RC" = 0 ]; then
+  check "subproject: run the cross-process consumer" consumer_run
+else
+  skip "no consumer build" "subproject: build or run"
+fi
 
 # ---------------------------------------------------------------- install
 
@@ -141,6 +159,7 @@ install_build() {
 
 echo "== install (meson install into $PREFIX)"
 check "install: configure, build, meson install" install_build
+INSTALLED=$LAST_RC
 
 # The library directory, wherever this platform's default libdir puts it.
 LIBDIR=$(dirname "$(find "$PREFIX" -name 'libshmheap.so.0' | head -n 1)" 2>/dev/null)
@@ -212,12 +231,6 @@ installed_man() {
   fi
 }
 
-check "install: header include/shmheap.h" installed_header
-check "install: shared library, soname libshmheap.so.0, exports the API only" installed_shared
-check "install: static library libshmheap.a" installed_static
-check "install: pkg-config file shmheap.pc" installed_pc
-check "install: the shmheap tool runs" installed_tool
-check "install: man pages shmheap(1), shmheap(3) and its function links" installed_man
 
 pc_shared() {
   # shellcheck disable=SC2046 # pkg-config output is meant to be split
@@ -251,9 +264,19 @@ man_example() {
   printf 'hello\nworld\n0 blocks in use\n' | diff - "$TMP/example.out"
 }
 
-check "install: consumer built with pkg-config --cflags --libs runs" pc_shared
-check "install: static consumer built with pkg-config --static runs" pc_static
-check "install: the example of shmheap(3) compiles and runs" man_example
+if [ "$INSTALLED" = 0 ]; then
+  check "install: header include/shmheap.h" installed_header
+  check "install: shared library, soname libshmheap.so.0, exports the API only" installed_shared
+  check "install: static library libshmheap.a" installed_static
+  check "install: pkg-config file shmheap.pc" installed_pc
+  check "install: the shmheap tool runs" installed_tool
+  check "install: man pages shmheap(1), shmheap(3) and its function links" installed_man
+  check "install: consumer built with pkg-config --cflags --libs runs" pc_shared
+  check "install: static consumer built with pkg-config --static runs" pc_static
+  check "install: the example of shmheap(3) compiles and runs" man_example
+else
+  skip "nothing installed" "install: files, pkg-config consumers, man example"
+fi
 
 # ---------------------------------------------------------------- release
 
@@ -305,8 +328,14 @@ EOF
 
 echo "== release (meson dist)"
 check "release: meson dist makes a tarball" make_dist
-check "release: the tarball holds the sources and nothing built" dist_contents
-check "release: the unpacked tarball builds and passes its tests" dist_build_test
+if [ "$LAST_RC" = 0 ]; then
+  check "release: the tarball holds the sources and nothing built" dist_contents
+fi
+if [ "$LAST_RC" = 0 ]; then
+  check "release: the unpacked tarball builds and passes its tests" dist_build_test
+else
+  skip "no tarball" "release: contents, build and tests of the tarball"
+fi
 
 # ---------------------------------------------------------------- summary
 
