@@ -204,10 +204,8 @@ static bool parse_size(const char *s, uint64_t *out) {
     return false;
   }
   if (shift) {
-    s++;
-    if (strcmp(s, "iB") == 0 || strcmp(s, "B") == 0 || *s == '\0')
-      s += strlen(s);
-    else
+    const char *rest = s + 1;
+    if (strcmp(rest, "iB") != 0 && strcmp(rest, "B") != 0 && *rest != '\0')
       return false;
     if (v > (UINT64_MAX >> shift))
       return false;
