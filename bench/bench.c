@@ -1120,16 +1120,11 @@ static void write_svg(const char *path) {
     fprintf(f, "\"/>\n");
     for (int k = 0; k < n_pts; k++) {
       const double m = row_median(chart_rows[k], i);
-      if (isnan(m))
-        continue;
-      const double x = XPOS(log10((double)rows[chart_rows[k]].live)),
-                   y = YPOS(log10(m));
-      fprintf(f,
-              "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"/>\n"
-              "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" fill=\"%s\">"
-              "%.0f%s</text>\n",
-              x, y, a->color, x + 5, i % 2 ? y + 14 : y - 6, a->color, m,
-              capped[chart_rows[k]][i] ? "*" : "");
+      if (!isnan(m))
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" "
+                   "fill=\"%s\"/>\n",
+                XPOS(log10((double)rows[chart_rows[k]].live)),
+                YPOS(log10(m)), a->color);
     }
     const double ly = mt + 10 + 22 * i;
     fprintf(f,
@@ -1138,6 +1133,38 @@ static void write_svg(const char *path) {
             "y=\"%.1f\">%s</text>\n",
             ml + pw + 60, ly, ml + pw + 85, ly, a->color, ml + pw + 91,
             ly + 4, a->name);
+  }
+  /* value labels right of each point, pushed apart where they would
+   * overlap */
+  for (int k = 0; k < n_pts; k++) {
+    double ys[MAX_ALLOCATORS];
+    int order[MAX_ALLOCATORS], n = 0;
+    for (int i = 0; i < n_allocs; i++) {
+      const double m = row_median(chart_rows[k], i);
+      if (isnan(m))
+        continue;
+      int j = n++;
+      const double y = YPOS(log10(m)) + 4;
+      while (j > 0 && ys[j - 1] > y) { /* insertion sort by y */
+        ys[j] = ys[j - 1];
+        order[j] = order[j - 1];
+        j--;
+      }
+      ys[j] = y;
+      order[j] = i;
+    }
+    for (int j = 1; j < n; j++)
+      if (ys[j] < ys[j - 1] + 12)
+        ys[j] = ys[j - 1] + 12;
+    const double x = XPOS(log10((double)rows[chart_rows[k]].live)) + 6;
+    for (int j = 0; j < n; j++) {
+      const int i = order[j];
+      fprintf(f,
+              "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+              "fill=\"%s\">%.0f%s</text>\n",
+              x, ys[j], allocs[i]->color, row_median(chart_rows[k], i),
+              capped[chart_rows[k]][i] ? "*" : "");
+    }
   }
   fprintf(f,
           "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">* fewer timed "
