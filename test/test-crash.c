@@ -283,6 +283,7 @@ static bool reap_registry(shmheap_memory_handle mem, struct reg_table *reg) {
 enum { STORM_CHILDREN = 3, STORM_KILLS = 500 };
 
 static void test_kill_storm(void) {
+  th_watchdog_arm(300, "/crash/kill-storm");
   const size_t len = 4u << 20;
   char name[64];
   th_shm_name(name, sizeof name, "crash");
@@ -462,6 +463,7 @@ static pid_t start_holder(struct holder_arg *ha, int fds[2]) {
 enum { HOLDER_KILLS = 300 };
 
 static void test_lock_holder(void) {
+  th_watchdog_arm(300, "/crash/lock-holder");
   const size_t len = 1u << 20;
   char name[64];
   th_shm_name(name, sizeof name, "crash");
@@ -620,6 +622,7 @@ static int points_child(void *arg) {
 #endif
 
 static void test_points(void) {
+  th_watchdog_arm(300, "/crash/points");
 #ifndef SHMHEAP_TEST_CRASH_POINTS
   g_test_skip("needs a build with -Dcrash_points=true");
 #else
@@ -722,6 +725,7 @@ static int half_connector(void *arg) {
 }
 
 static void test_half_created(void) {
+  th_watchdog_arm(120, "/crash/half-created");
   const size_t len = 64u << 10;
   static const char *what[] = {"after shm_open", "after sizing",
                                "after writing the magic"};
@@ -851,6 +855,7 @@ static void join_threads(unsigned n, pthread_t *tid, struct thr_arg *ta) {
 }
 
 static void test_threads(void) {
+  th_watchdog_arm(300, "/crash/threads");
   const size_t len = 2u << 20;
   char name[64];
   th_shm_name(name, sizeof name, "crash");
@@ -872,6 +877,7 @@ static void test_threads(void) {
 /* Threads race while, in the same process, lock holders in other processes
  * are killed: the threads themselves meet dead owners and repair. */
 static void test_threads_kill(void) {
+  th_watchdog_arm(300, "/crash/threads-kill");
   const size_t len = 2u << 20;
   char name[64];
   th_shm_name(name, sizeof name, "crash");

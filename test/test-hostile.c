@@ -63,6 +63,7 @@ static void expect_einval_everywhere(const char *name, const char *why) {
 }
 
 static void test_names(void) {
+  th_watchdog_arm(60, "/hostile/names");
   char base[64];
   th_shm_name(base, sizeof base, "hostile");
   /* base + 1 is the same name without its slash: glibc's shm_open would
@@ -169,6 +170,7 @@ static void expect_dropped(const char *name, gid_t gid, int want,
 }
 
 static void test_perms(void) {
+  th_watchdog_arm(60, "/hostile/perms");
   const size_t len = 64u << 10;
   if (geteuid() != 0) {
     g_test_skip("needs root to become another user");
@@ -253,7 +255,7 @@ enum outcome {
   O_C_EUCLEAN,  /* connect: NULL + EUCLEAN */
   O_BAD_ERRNO,  /* a call failed with an undocumented errno */
   O_OUTSIDE,    /* memory handed out beyond the heap's data area */
-  O_CHILD_FAIL, /* some other check in the child failed */
+  O_CHILD_FAIL, /* a check in the child, or a sanitizer, failed it */
   O_CRASHED,    /* the child died by a signal */
   O_TIMEOUT,    /* the child hung (SIGALRM) */
   O_N,
@@ -710,6 +712,7 @@ static void corrupt_header(unsigned char *img, const struct trial_ctx *c,
 enum { HEADER_TRIALS = 1000 };
 
 static void test_header_corruption(void) {
+  th_watchdog_arm(240, "/hostile/header-corruption");
   struct trial_ctx ctx;
   unsigned char *ref = make_reference(&ctx, 64u << 10);
   unsigned counts[O_N] = {0};
@@ -768,6 +771,7 @@ static void corrupt_tag(unsigned char *img, const struct trial_ctx *c,
 enum { TAG_TRIALS = 800 };
 
 static void test_tag_corruption(void) {
+  th_watchdog_arm(240, "/hostile/tag-corruption");
   struct trial_ctx ctx;
   unsigned char *ref = make_reference(&ctx, 64u << 10);
   unsigned counts[O_N] = {0};
@@ -802,6 +806,7 @@ static void expect_refused(shmheap_memory_handle mem, void *p,
 }
 
 static void test_bad_pointers(void) {
+  th_watchdog_arm(60, "/hostile/bad-pointers");
   const size_t len = 64u << 10;
   char name[64], name2[64];
   shmheap_memory_handle mem =
