@@ -1246,6 +1246,19 @@ static void test_realloc_shrink(void) {
   g_assert_cmpuint(st.free_blocks, ==, 2);
   g_assert_cmpuint(st.used_bytes, ==, carve_for(500) + carve_for(1000));
   assert_sane(&h);
+  /* A tail of exactly 48 bytes is split off (and merges with the free tail
+   * after it); one of 16 is not. */
+  q = shmheap_realloc(h.mem, p, 456); /* carve 464 of 512 */
+  g_assert_true(q == p);
+  g_assert_cmpuint(block_size_of(&h, p), ==, 464);
+  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpuint(st.free_blocks, ==, 2);
+  g_assert_cmpuint(st.used_bytes, ==, 464 + carve_for(1000));
+  q = shmheap_realloc(h.mem, p, 440); /* carve 448 of 464 */
+  g_assert_true(q == p);
+  g_assert_cmpuint(block_size_of(&h, p), ==, 464);
+  g_assert_cmpint(th_check_fill(p, 440, 6, off_of(&h, p)), ==, -1);
+  assert_sane(&h);
   shmheap_free(h.mem, p);
   shmheap_free(h.mem, next);
   assert_empty(&h);
@@ -1364,6 +1377,14 @@ static void test_realloc_move(void) {
   g1 = shmheap_alloc(h.mem, 100);
   g2 = shmheap_alloc(h.mem, 100);
   shmheap_free(h.mem, g1);
+  /* Growing with a rest of exactly 48 splits: 2016 + 112 = 2128 = 2080 +
+   * 48. */
+  r = shmheap_realloc(h.mem, q, 2072);
+  g_assert_true(r == q);
+  g_assert_cmpuint(block_size_of(&h, q), ==, 2080);
+  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpuint(st.free_blocks, ==, 2);
+  assert_sane(&h);
   r = shmheap_realloc(h.mem, q, 2120); /* exactly S + Snext - 8 */
   g_assert_true(r == q);
   g_assert_cmpuint(block_size_of(&h, q), ==, carve_for(2000) + 112);

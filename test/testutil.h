@@ -29,16 +29,73 @@ enum { TH_CHILD_TIMEOUT = 60 };
 /* ------------------------------------------------------------------------ */
 /* Names                                                                     */
 
+/* Every name handed out, with the pid that asked, so that a test that dies
+ * on a failed assertion (abort) or a crash still removes the objects it
+ * made. Only the entries of the dying process are removed: a child that
+ * aborts leaves its parent's heaps alone. A ring: only the newest
+ * TH_MAX_NAMES names are remembered. */
+enum { TH_MAX_NAMES = 256, TH_NAME_LEN = 128 };
+
+static struct {
+  pid_t pid[TH_MAX_NAMES];
+  char name[TH_MAX_NAMES][TH_NAME_LEN];
+  unsigned next;
+  pid_t handlers_for; /* the process whose handlers are installed */
+} th_names;
+
+static inline void th_unlink_own_names(void) {
+  pid_t self = getpid();
+  for (unsigned i = 0; i < TH_MAX_NAMES; i++)
+    if (th_names.pid[i] == self && th_names.name[i][0] == '/')
+      (void)shm_unlink(th_names.name[i]); /* async-signal-safe */
+}
+
+static inline void th_fatal_signal(int sig) {
+  th_unlink_own_names();
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static inline void th_install_cleanup(void) {
+  static const int sigs[] = {SIGABRT, SIGTRAP, SIGSEGV, SIGBUS,
+                             SIGFPE,  SIGILL,  SIGTERM};
+  if (th_names.handlers_for == getpid())
+    return;
+  th_names.handlers_for = getpid();
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa;
+    /* leave handlers others installed (ASan's SIGSEGV report) alone */
+    if (sigaction(sigs[i], NULL, &sa) != 0 || sa.sa_handler != SIG_DFL ||
+        (sa.sa_flags & SA_SIGINFO))
+      continue;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = th_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+    sigaction(sigs[i], &sa, NULL);
+  }
+}
+
 /* Writes "/shmheap-test-AREA-PID-COUNTER" into BUF (at least 64 bytes) and
  * returns BUF. The counter is per process (a child continues its parent's
  * count, but with its own pid). A leftover object of that name can only come
- * from a dead process that had our pid, so it is removed. */
+ * from a dead process that had our pid, so it is removed. The name is
+ * remembered and removed should this process die of a signal (a failed
+ * g_assert aborts). */
 static inline char *th_shm_name(char *buf, size_t buflen, const char *area) {
   static unsigned counter;
   int n = snprintf(buf, buflen, "/shmheap-test-%s-%ld-%u", area, (long)getpid(),
                    __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
   g_assert_true(n > 0 && (size_t)n < buflen);
   (void)shm_unlink(buf);
+  if ((size_t)n < TH_NAME_LEN) {
+    th_install_cleanup();
+    unsigned i =
+        __atomic_fetch_add(&th_names.next, 1, __ATOMIC_RELAXED) % TH_MAX_NAMES;
+    th_names.pid[i] = 0; /* not valid while being written */
+    memcpy(th_names.name[i], buf, (size_t)n + 1);
+    __atomic_store_n(&th_names.pid[i], getpid(), __ATOMIC_RELEASE);
+  }
   return buf;
 }
 
