@@ -565,6 +565,89 @@ static void test_kill_with_waiter(void) {
   heap_close(&h);
 }
 
+/* A live process holds the lock for longer than connect's one-second wait
+ * (a slow walk, say) and then lets go: a process connecting meanwhile must
+ * get its connection. The header documents EAGAIN only for a creator that
+ * has not finished initialising, and tells operators to destroy such an
+ * object - so an EAGAIN here would lead them to destroy a healthy heap. */
+struct slow_holder {
+  int locked_w, release_r;
+};
+
+static int hold_lock_until_told(const struct shmheap_block *b, void *arg) {
+  (void)b;
+  struct slow_holder *s = arg;
+  char c = 'L';
+  if (th_write_all(s->locked_w, &c, 1) != 0 ||
+      th_read_all(s->release_r, &c, 1) != 0)
+    _exit(92);
+  return 1; /* stop the walk: the lock is released */
+}
+
+struct slow_arg {
+  const struct heap *h;
+  struct slow_holder s;
+};
+
+static int slow_holder_child(void *arg) {
+  struct slow_arg *a = arg;
+  void *spacer;
+  shmheap_memory_handle mem = child_connect_elsewhere(a->h, &spacer);
+  TH_CHILD_CHECK(shmheap_walk(mem, hold_lock_until_told, &a->s) == 1);
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+struct connector {
+  const struct heap *h;
+  int started_w;
+};
+
+static int connector_child(void *arg) {
+  struct connector *c = arg;
+  shmheap_disconnect(c->h->mem);
+  TH_CHILD_CHECK(th_write_all(c->started_w, "s", 1) == 0);
+  shmheap_memory_handle mem = shmheap_connect(c->h->name);
+  TH_CHILD_CHECK(mem != NULL);
+  void *p = shmheap_alloc(mem, 100);
+  TH_CHILD_CHECK(p != NULL);
+  shmheap_free(mem, p);
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+static void test_connect_while_locked(void) {
+  struct heap h;
+  heap_open(&h, 1 << 16);
+  int locked[2], release[2], started[2];
+  g_assert_cmpint(pipe(locked), ==, 0);
+  g_assert_cmpint(pipe(release), ==, 0);
+  g_assert_cmpint(pipe(started), ==, 0);
+  struct slow_arg sa = {&h, {locked[1], release[0]}};
+  pid_t holder = th_fork_start(slow_holder_child, &sa, 60);
+  close(locked[1]);
+  close(release[0]);
+  char c;
+  g_assert_cmpint(th_read_all(locked[0], &c, 1), ==, 0);
+
+  struct connector cn = {&h, started[1]};
+  pid_t conn = th_fork_start(connector_child, &cn, 60);
+  close(started[1]);
+  g_assert_cmpint(th_read_all(started[0], &c, 1), ==, 0);
+  /* Not a timing assertion: only a delay longer than connect's own bound,
+   * so the lock is still held when that bound runs out. */
+  g_usleep(1500 * 1000);
+  g_assert_cmpint(th_write_all(release[1], "r", 1), ==, 0);
+  int st_conn = th_wait(conn);
+  th_assert_child_ok(th_wait(holder));
+  th_assert_child_ok(st_conn);
+  close(locked[0]);
+  close(release[1]);
+  close(started[0]);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  heap_close(&h);
+}
+
 /* The name is destroyed while a child still uses the heap: the child goes
  * on working with its mapping. */
 struct survivor {
@@ -619,5 +702,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/procs/kill-holding-lock", test_kill_holding_lock);
   g_test_add_func("/procs/kill-with-waiter", test_kill_with_waiter);
   g_test_add_func("/procs/destroy-while-mapped", test_destroy_while_mapped);
+  g_test_add_func("/procs/connect-while-locked", test_connect_while_locked);
   return g_test_run();
 }
