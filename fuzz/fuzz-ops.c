@@ -30,7 +30,7 @@
 #include "shmheap.h"
 
 enum {
-  HEAP_LEN = 256 * 1024,
+  HEAP_LEN = 64 * 1024,
   OTHER_LEN = 16 * 1024,
   HDR = 72,
   MAX_LIVE = 64,
