@@ -537,6 +537,14 @@ static void test_destroy(void) {
   shmheap_destroy(h.name, NULL);
   g_assert_cmpint(errno, ==, ENOENT);
 
+  /* An invalid name is refused without touching anything. */
+  errno = 0;
+  shmheap_destroy("no-slash", NULL);
+  g_assert_cmpint(errno, ==, EINVAL);
+  errno = 0;
+  shmheap_destroy("/a/b", NULL);
+  g_assert_cmpint(errno, ==, EINVAL);
+
   /* NULL no-ops. */
   shmheap_destroy(NULL, NULL);
   shmheap_disconnect(NULL);
