@@ -10,7 +10,8 @@
  * is 8 mod 16 (the blocks span [SHH_FIRST, len) and len is a page multiple).
  *
  * A free block also holds, right after its tag, its node in the free index
- * (left, right, subtree max size, height) and, in its last 8 bytes, a footer
+ * (left, right, and the largest size in each subtree, with the AVL balance
+ * in the spare low bits) and, in its last 8 bytes, a footer
  * that repeats its tag so the next block can find its start. An allocated
  * block carries nothing but its tag: 8 bytes of overhead.
  *
@@ -32,11 +33,11 @@ enum {
   SHH_F_USED = 1,
   SHH_F_PREV_FREE = 2,
   SHH_F_MASK = 7,
-  /* index node fields, as offsets within a free block */
+  /* index node fields, as offsets within a free block (index.c) */
   SHH_N_LEFT = 8,
   SHH_N_RIGHT = 16,
-  SHH_N_MAX = 24,
-  SHH_N_HEIGHT = 32,
+  SHH_N_LMAX = 24, /* largest size in the left subtree | balance in bits 0..1 */
+  SHH_N_RMAX = 32, /* largest size in the right subtree */
 };
 
 #define SHH_SIZE_MASK 0x0000fffffffffff8ull

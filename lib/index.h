@@ -1,8 +1,9 @@
 /* index.h: the free index, an AVL tree of the free blocks keyed by offset.
  *
  * Each node lives inside its free block (see block.h) and carries the
- * largest block size in its subtree, so "the lowest-addressed free block of
- * at least N bytes" is one walk down the tree. The tree is a cache of the
+ * largest block size in each of its subtrees, so "the lowest-addressed free
+ * block of at least N bytes" is one walk down the tree that reads nothing
+ * but the nodes on its path. The tree is a cache of the
  * tags: recovery throws it away and rebuilds it from them.
  *
  * Every call returns 0, or -1 when it met a link that cannot be a node (the
@@ -46,9 +47,7 @@ int shh_index_rebuild(const struct shmheap *h, uint64_t count);
  * blocks, with right maxima, heights and balance. */
 int shh_index_check(const struct shmheap *h, uint64_t free_count);
 
-static inline uint64_t shh_index_largest(const struct shmheap *h) {
-  uint64_t r = shh_hdr(h)->root;
-  return r ? *shh_at(h, r + 24) : 0;
-}
+/* The size of the largest free block, 0 if none. O(1). */
+uint64_t shh_index_largest(const struct shmheap *h);
 
 #endif
