@@ -313,10 +313,17 @@ static void test_kill_storm(void) {
   while (tried < STORM_KILLS + STORM_CHILDREN) {
     unsigned c = (unsigned)th_rand_below(&rng, STORM_CHILDREN);
     bool final = tried >= STORM_KILLS;
-    if (final) /* the end: kill every child once more, in order */
+    if (final) { /* the end: kill every child once more, in order */
       c = tried - STORM_KILLS;
-    else
+    } else {
+      /* Let the child get going (a loaded machine may take a while to
+       * fork and connect), then kill it at a random moment. */
+      for (unsigned w = 0;
+           w < 2000 && __atomic_load_n(&reg[c]->ops, __ATOMIC_RELAXED) == 0;
+           w++)
+        g_usleep(500);
       g_usleep((gulong)th_rand_below(&rng, 3000));
+    }
     g_assert_cmpint(kill(pid[c], SIGKILL), ==, 0);
     int status = th_wait(pid[c]);
     tried++;
