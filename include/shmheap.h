@@ -84,16 +84,18 @@ shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
 /* Connects to the existing heap NAME, mapping it wherever the kernel
  * chooses. Every field of the heap's header is checked against the object's
  * real size before any is used. If the creator has not finished
- * initialising, waits up to about one second for it.
+ * initialising, waits up to about one second for it. A heap whose lock a
+ * live process holds (busy) connects after that second; the first call
+ * then waits for the lock like any other.
  * Errors: ENOENT (no such object), EACCES (no read and write access),
  * EINVAL (not a valid name, or the object is not a shmheap: bad magic, a
- * header that disagrees with the object's size, a damaged lock), EPROTO (a
+ * header that disagrees with the object's size, a damaged lock: one held
+ * by a thread that no longer exists), EPROTO (a
  * shmheap of another format version, or made by a build with another ABI:
  * pointer width, lock size or alignment), EAGAIN (the creator has not
  * finished initialising: it is slow, or it died half-way through create;
  * an operator removes such an object with shmheap_destroy(name, NULL) or
- * `shmheap destroy NAME`; or another process has held the heap's lock for
- * the whole second), EUCLEAN (the heap was found damaged beyond repair and
+ * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond repair and
  * marked broken; it can only be destroyed), ENOMEM, EMFILE, ENFILE.
  * Cost: O(1). */
 shmheap_memory_handle shmheap_connect(const char *name);

@@ -15,7 +15,11 @@
  * included.
  */
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <linux/futex.h>
+#endif
 
 #include "lock.h"
 
@@ -52,10 +56,28 @@ int shh_lock_plausible(const struct shmheap *h) {
   const pthread_mutex_t *m = &shh_hdr(h)->lock;
   return m->__data.__kind == expected_kind() ? 0 : -1;
 }
+/* The lock word of a robust mutex holds its owner's thread id. A live owner
+ * means a busy heap; an owner that is gone, yet was not handed to us as
+ * EOWNERDEAD, means the word is garbage. (A heap shared across PID
+ * namespaces may see a busy heap's owner as gone.) */
+int shh_lock_owner_alive(const struct shmheap *h) {
+  const pthread_mutex_t *m = &shh_hdr(h)->lock;
+  pid_t tid = (pid_t)(m->__data.__lock & FUTEX_TID_MASK);
+  /* glibc records a held robust mutex's owner twice; a scribble that forges
+   * a live thread id in one field rarely forges it in both */
+  if (tid <= 0 || m->__data.__owner != tid)
+    return 0;
+  return kill(tid, 0) == 0 || errno == EPERM;
+}
 #else
 int shh_lock_plausible(const struct shmheap *h) {
   (void)h;
   return 0;
+}
+
+int shh_lock_owner_alive(const struct shmheap *h) {
+  (void)h;
+  return 1;
 }
 #endif
 

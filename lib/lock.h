@@ -11,6 +11,8 @@ int shh_lock_init(struct shmheap *h);
 /* Checks the lock's bytes before a process that did not create the heap
  * first locks it (glibc aborts on some garbage). 0 if plausible. */
 int shh_lock_plausible(const struct shmheap *h);
+/* Whether the thread the lock word names as owner still exists. */
+int shh_lock_owner_alive(const struct shmheap *h);
 /* Takes the lock. If its last owner died holding it, repairs the heap first.
  * Returns 0, or -1 with errno (EUCLEAN: the heap is damaged; with a
  * DEADLINE: EAGAIN when it passed). DEADLINE is CLOCK_REALTIME or NULL. */

@@ -238,14 +238,18 @@ SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
   close(fd);
   /* The lock's bytes are the last part of the header to trust: a process
    * that did not create the heap checks them, then takes the lock once
-   * (bounded) so that a dead owner is recovered and a stuck one noticed. */
+   * (bounded) so that a dead owner is recovered now. If the lock stays
+   * taken, a live owner means a busy heap (connect succeeds; calls will
+   * wait), a vanished one means lock bytes no recovery will ever fix. */
   if (err == 0 && shh_lock_plausible(h) != 0)
     err = EINVAL;
   if (err == 0) {
-    if (shh_lock(h, &deadline) != 0)
-      err = errno;
-    else
+    if (shh_lock(h, &deadline) == 0)
       shh_unlock(h);
+    else if (errno != EAGAIN)
+      err = errno;
+    else if (!shh_lock_owner_alive(h))
+      err = EINVAL;
   }
   if (err != 0) {
     if (h->base != NULL)

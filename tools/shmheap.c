@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -93,8 +94,7 @@ static void connect_error(const char *cmd, const char *name, int err) {
     break;
   case EAGAIN:
     error_msg("%s: %s: not ready: its creator has not finished initialising "
-              "it (if the creator died, remove it with 'shmheap destroy %s'), "
-              "or another process has held its lock for over a second",
+              "it (if the creator died, remove it with 'shmheap destroy %s')",
               cmd, name, name);
     break;
   case EUCLEAN:
@@ -338,14 +338,50 @@ static bool want_positionals(const char *cmd, const struct opts *o, int n,
   return true;
 }
 
+/* The library waits for a heap's lock as long as it takes, like any mutex.
+ * An operator's tool must not hang behind a process that holds the lock and
+ * never lets go (stopped, or blocked in a walk callback), so the commands
+ * that lock arm an alarm: when it fires the lock was not had in time, and
+ * the tool says so and exits. The message is formatted beforehand because
+ * only write(2) is safe in the handler. */
+static char busy_msg[512];
+
+static void on_busy(int sig) {
+  (void)sig;
+  ssize_t n = write(STDERR_FILENO, busy_msg, strlen(busy_msg));
+  (void)n;
+  _exit(EXIT_ERROR);
+}
+
+static void arm_busy_alarm(const char *cmd, const char *name, uint64_t size) {
+  /* a walk of a very large heap takes a while even unopposed */
+  unsigned secs = 3 + (unsigned)(size >> 28);
+  snprintf(busy_msg, sizeof busy_msg,
+           "shmheap: %s: %s: busy: another process has held the heap's lock "
+           "for over %u seconds (if it is stopped or stuck, kill it: the "
+           "heap recovers when its lock owner dies)\n",
+           cmd, name, secs);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_busy;
+  sigaction(SIGALRM, &sa, NULL);
+  alarm(secs);
+}
+
 /* Connects to the heap named by ARG. NULL after a message. */
 static shmheap_memory_handle open_heap(const char *cmd, const char *arg,
                                        char *name, size_t namelen) {
   if (!make_name(cmd, arg, name, namelen))
     return NULL;
   shmheap_memory_handle mem = shmheap_connect(name);
-  if (!mem)
+  if (!mem) {
     connect_error(cmd, name, errno);
+    return NULL;
+  }
+  char path[sizeof shm_dir + NAME_MAX + 2];
+  struct stat sb;
+  snprintf(path, sizeof path, "%s%s", shm_dir, name);
+  arm_busy_alarm(cmd, name, stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0);
   return mem;
 }
 
@@ -920,7 +956,7 @@ static int cmd_ls(int argc, char **argv) {
     else if (errno == EPROTO)
       note = "  (another format version or ABI)";
     else if (errno == EAGAIN)
-      note = "  (not ready: being created, creator dead, or lock busy)";
+      note = "  (not ready: being created, or its creator died)";
     else if (errno == EUCLEAN)
       note = "  (damaged)";
     else
