@@ -52,12 +52,16 @@ static void assert_empty(const struct heap *h) {
  * parent's. Returns the child's own connection. */
 static shmheap_memory_handle child_connect_elsewhere(const struct heap *h,
                                                      void **spacer) {
-  shmheap_disconnect(h->mem); /* the inherited copy of the handle */
+  /* Map a spacer and connect while the inherited mapping still stands, so
+   * the kernel cannot hand the new mapping the parent's address (under
+   * ThreadSanitizer's allocator it would, if the old one went first); only
+   * then drop the inherited copy of the handle. */
   *spacer = mmap(NULL, h->len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   TH_CHILD_CHECK(*spacer != MAP_FAILED);
   shmheap_memory_handle mem = shmheap_connect(h->name);
   TH_CHILD_CHECK(mem != NULL);
   TH_CHILD_CHECK(shmheap_underlying(mem) != (void *)h->base);
+  shmheap_disconnect(h->mem);
   return mem;
 }
 
