@@ -34,9 +34,11 @@ enum {
   SHH_F_PREV_FREE = 2,
   SHH_F_MASK = 7,
   /* index node fields, as offsets within a free block (index.c) */
+  /* each link next to its subtree's maximum, so a step down the tree that
+   * reads both touches one cache line wherever the block starts */
   SHH_N_LEFT = 8,
-  SHH_N_RIGHT = 16,
-  SHH_N_LMAX = 24, /* largest size in the left subtree | balance in bits 0..1 */
+  SHH_N_LMAX = 16, /* largest size in the left subtree | balance + 2 */
+  SHH_N_RIGHT = 24,
   SHH_N_RMAX = 32, /* largest size in the right subtree */
 };
 

@@ -35,15 +35,16 @@ struct blk {
   uint64_t off, tag, size;
 };
 
-static uint64_t flags_of(uint64_t tag) { return tag & SHH_F_MASK; }
+static uint64_t flags_of(uint64_t tag) {
+  return tag & SHH_F_MASK;
+}
 
 /* Checks that PTR is the payload of a live block of this heap. Returns 0 or
  * an errno: EINVAL when PTR cannot be a live block (outside the heap,
  * misaligned, a tag that does not verify: user data under an interior
  * pointer, or a tag left behind by a merge), EUCLEAN when the tag verifies
  * but what it says cannot be. */
-static int live_block(const struct shmheap *h, const void *ptr,
-                      struct blk *a) {
+static int live_block(const struct shmheap *h, const void *ptr, struct blk *a) {
   uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)h->base;
   if (p < base + SHH_FIRST + SHH_TAG || p - base >= h->len)
     return EINVAL;
@@ -162,10 +163,10 @@ static void *alloc_locked(struct shmheap *h, size_t sz, int *err) {
     SHH_CRASH_POINT(h);
     shh_commit(h, b, shh_tag_make(h, b, carve, SHH_F_USED));
     SHH_CRASH_POINT(h);
-    shh_index_replace(h, &path, r);
     /* the block is ours by its tag even if the index turns out damaged;
      * the next operation that walks there reports it */
-    (void)shh_index_fix_path(h, &path);
+    if (shh_index_replace(h, &path, r) == 0)
+      (void)shh_index_fix_path(h, &path);
   } else {
     if (shh_index_remove(h, b) != 0) {
       *err = EUCLEAN;
@@ -221,8 +222,10 @@ static int free_locked(struct shmheap *h, void *ptr) {
     shh_commit(h, a.off, tag);
     SHH_CRASH_POINT(h);
     shh_st(h, n.off, 0);
-    shh_index_replace(h, &path, a.off);
-    return shh_index_fix_path(h, &path) == 0 ? 0 : EUCLEAN;
+    return shh_index_replace(h, &path, a.off) == 0 &&
+                   shh_index_fix_path(h, &path) == 0
+               ? 0
+               : EUCLEAN;
   }
   /* p swallows a and n */
   if (shh_index_remove(h, n.off) != 0)
@@ -241,7 +244,8 @@ static int free_locked(struct shmheap *h, void *ptr) {
 
 /* Gives the tail of A beyond KEEP bytes back to the heap, merging it with a
  * free next block. */
-static int shrink_locked(struct shmheap *h, const struct blk *a, uint64_t keep) {
+static int shrink_locked(struct shmheap *h, const struct blk *a,
+                         uint64_t keep) {
   struct blk n;
   if (next_block(h, a, &n) != 0)
     return EUCLEAN;
@@ -257,8 +261,10 @@ static int shrink_locked(struct shmheap *h, const struct blk *a, uint64_t keep) 
     shh_commit(h, a->off, atag);
     SHH_CRASH_POINT(h);
     shh_st(h, n.off, 0);
-    shh_index_replace(h, &path, t);
-    return shh_index_fix_path(h, &path) == 0 ? 0 : EUCLEAN;
+    return shh_index_replace(h, &path, t) == 0 &&
+                   shh_index_fix_path(h, &path) == 0
+               ? 0
+               : EUCLEAN;
   }
   lay_free(h, t, tsize);
   SHH_CRASH_POINT(h);
@@ -284,8 +290,10 @@ static int grow_locked(struct shmheap *h, const struct blk *a,
     shh_commit(h, a->off, shh_tag_make(h, a->off, carve, flags));
     SHH_CRASH_POINT(h);
     shh_st(h, n->off, 0);
-    shh_index_replace(h, &path, r);
-    return shh_index_fix_path(h, &path) == 0 ? 0 : EUCLEAN;
+    return shh_index_replace(h, &path, r) == 0 &&
+                   shh_index_fix_path(h, &path) == 0
+               ? 0
+               : EUCLEAN;
   }
   if (shh_index_remove(h, n->off) != 0)
     return EUCLEAN;
@@ -297,8 +305,7 @@ static int grow_locked(struct shmheap *h, const struct blk *a,
   return 0;
 }
 
-static void *realloc_locked(struct shmheap *h, void *ptr, size_t sz,
-                            int *err) {
+static void *realloc_locked(struct shmheap *h, void *ptr, size_t sz, int *err) {
   struct blk a, n;
   if ((*err = live_block(h, ptr, &a)) != 0)
     return NULL;
@@ -410,8 +417,8 @@ SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {
   return a.size - SHH_TAG;
 }
 
-SHH_EXPORT shmheap_object_handle shmheap_ptr_to_handle(shmheap_memory_handle mem,
-                                                       void *ptr) {
+SHH_EXPORT shmheap_object_handle
+shmheap_ptr_to_handle(shmheap_memory_handle mem, void *ptr) {
   if (mem == NULL || ptr == NULL)
     return SHMHEAP_NULL_HANDLE;
   uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)mem->base;

@@ -37,6 +37,24 @@ static int link_ok(struct shh_walk *w, uint64_t n) {
   return 0;
 }
 
+/* For walks that only read (first fit, find): a link inside the heap and
+ * tag-aligned can be read without harm; whatever a walk then writes is
+ * checked with link_ok first (writable). */
+static uint64_t peek_at(struct shh_walk *w, uint64_t n, uint64_t field) {
+  uint64_t v = shh_ld(w->h, n + field);
+  if (v == 0 || shh_off_ok(w->h, v))
+    return v;
+  w->bad = 1;
+  return 0;
+}
+
+/* Whether the walk may write into node N: it must be a free block. */
+static int writable(struct shh_walk *w, uint64_t n) {
+  if (shh_tag_used(shh_ld(w->h, n)))
+    w->bad = 1;
+  return !w->bad;
+}
+
 /* Every link read from the region goes through here: a link that cannot be
  * a node reads as empty and marks the walk bad. */
 static uint64_t link_at(struct shh_walk *w, uint64_t n, uint64_t field) {
@@ -83,6 +101,24 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
 /* The largest block size in the subtree rooted at N. */
 static uint64_t submax(const struct shmheap *h, uint64_t n) {
   return n ? max3(shh_tag_size(shh_ld(h, n)), lmax(h, n), rmax(h, n)) : 0;
+}
+
+/* Makes C the left (SIDE < 0) or right child of N and that side's maximum
+ * C's, storing only what changed (a write dirties a shared cache line). */
+static void set_side(const struct shmheap *h, uint64_t n, int side,
+                     uint64_t c) {
+  uint64_t m = submax(h, c);
+  if (side < 0) {
+    if (shh_ld(h, n + SHH_N_LEFT) != c)
+      set_left(h, n, c);
+    if (lmax(h, n) != m)
+      set_lmax(h, n, m);
+  } else {
+    if (shh_ld(h, n + SHH_N_RIGHT) != c)
+      set_right(h, n, c);
+    if (rmax(h, n) != m)
+      set_rmax(h, n, m);
+  }
 }
 
 /* Rotations keep the maxima right from what the moving nodes already know,
@@ -159,40 +195,6 @@ static uint64_t retilt(struct shh_walk *w, uint64_t n, int side, int delta,
   return root;
 }
 
-static uint64_t insert_at(struct shh_walk *w, uint64_t n, uint64_t key,
-                          int depth, int *grew) {
-  const struct shmheap *h = w->h;
-  if (depth >= SHH_MAX_DEPTH) {
-    w->bad = 1;
-    return n;
-  }
-  if (n == 0) {
-    set_left(h, key, 0);
-    set_right(h, key, 0);
-    shh_st(h, key + SHH_N_LMAX, 2); /* lmax 0, balance 0 */
-    set_rmax(h, key, 0);
-    *grew = 1;
-    return key;
-  }
-  if (key == n) {
-    w->bad = 1; /* already indexed: the tags and the index disagree */
-    return n;
-  }
-  int side = key < n ? -1 : 1;
-  uint64_t c = insert_at(w, side < 0 ? left(w, n) : right(w, n), key,
-                         depth + 1, grew);
-  if (w->bad)
-    return n;
-  if (side < 0) {
-    set_left(h, n, c);
-    set_lmax(h, n, submax(h, c));
-  } else {
-    set_right(h, n, c);
-    set_rmax(h, n, submax(h, c));
-  }
-  return *grew ? retilt(w, n, side, +1, grew) : n;
-}
-
 /* Unlinks the leftmost node of the subtree N into *MIN. */
 static uint64_t remove_min(struct shh_walk *w, uint64_t n, uint64_t *min,
                            int depth, int *shrank) {
@@ -210,8 +212,7 @@ static uint64_t remove_min(struct shh_walk *w, uint64_t n, uint64_t *min,
   uint64_t c = remove_min(w, l, min, depth + 1, shrank);
   if (w->bad)
     return n;
-  set_left(h, n, c);
-  set_lmax(h, n, submax(h, c));
+  set_side(h, n, -1, c);
   return *shrank ? retilt(w, n, -1, -1, shrank) : n;
 }
 
@@ -248,26 +249,77 @@ static uint64_t remove_at(struct shh_walk *w, uint64_t n, uint64_t key,
   }
   if (w->bad)
     return n;
-  if (side < 0) {
-    set_left(h, n, c);
-    set_lmax(h, n, submax(h, c));
-  } else {
-    set_right(h, n, c);
-    set_rmax(h, n, submax(h, c));
-  }
+  set_side(h, n, side, c);
   return *shrank ? retilt(w, n, side, -1, shrank) : n;
 }
 
+/* Points the link that held OLD (in PARENT, or the root) at NEW. */
+static void relink(const struct shmheap *h, uint64_t parent, uint64_t old,
+                   uint64_t new_child) {
+  if (parent == 0)
+    shh_hdr(h)->root = new_child;
+  else if (shh_ld(h, parent + SHH_N_LEFT) == old)
+    set_left(h, parent, new_child);
+  else
+    set_right(h, parent, new_child);
+}
+
+/* Insertion walks down once, then back up only as far as something changes:
+ * the side maxima stop at the first ancestor whose side already holds a
+ * block as large (every ancestor above holds it too), the balances at the
+ * first ancestor whose height does not grow. */
 int shh_index_insert(const struct shmheap *h, uint64_t off) {
   struct shh_walk w = {h, 0};
-  int grew = 0;
-  uint64_t root = shh_hdr(h)->root;
-  if (!link_ok(&w, root))
+  struct shh_path path;
+  uint64_t n = shh_hdr(h)->root;
+  path.depth = 0;
+  if (!link_ok(&w, n))
     return -1;
-  root = insert_at(&w, root, off, 0, &grew);
-  if (w.bad)
+  while (n != 0) {
+    if (n == off || path.depth >= SHH_MAX_DEPTH)
+      return -1; /* already indexed, or a cycle */
+    path.node[path.depth++] = n;
+    n = peek_at(&w, n, off < n ? SHH_N_LEFT : SHH_N_RIGHT);
+    if (w.bad)
+      return -1;
+  }
+  uint64_t parent = path.depth ? path.node[path.depth - 1] : 0;
+  if (parent != 0 && !writable(&w, parent))
     return -1;
-  shh_hdr(h)->root = root;
+  set_left(h, off, 0);
+  set_right(h, off, 0);
+  shh_st(h, off + SHH_N_LMAX, 2); /* lmax 0, balance 0 */
+  set_rmax(h, off, 0);
+  if (parent == 0)
+    shh_hdr(h)->root = off;
+  else if (off < parent)
+    set_left(h, parent, off);
+  else
+    set_right(h, parent, off);
+  uint64_t size = shh_tag_size(shh_ld(h, off));
+  int grew = 1, raise = 1;
+  for (int i = path.depth - 1; i >= 0 && (grew || raise); i--) {
+    n = path.node[i];
+    if (!writable(&w, n))
+      return -1;
+    int side = off < n ? -1 : 1;
+    if (raise) {
+      uint64_t m = side < 0 ? lmax(h, n) : rmax(h, n);
+      if (m >= size)
+        raise = 0;
+      else if (side < 0)
+        set_lmax(h, n, size);
+      else
+        set_rmax(h, n, size);
+    }
+    if (grew) {
+      uint64_t top = retilt(&w, n, side, +1, &grew);
+      if (w.bad)
+        return -1;
+      if (top != n)
+        relink(h, i ? path.node[i - 1] : 0, n, top);
+    }
+  }
   return 0;
 }
 
@@ -305,12 +357,12 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
       return -1;
     path->node[path->depth++] = n;
     if (lmax(h, n) >= need) {
-      n = left(&w, n);
+      n = peek_at(&w, n, SHH_N_LEFT);
     } else if (shh_tag_size(shh_ld(h, n)) >= need) {
       *off = n;
-      return 0;
+      return writable(&w, n) ? 0 : -1;
     } else if (rmax(h, n) >= need) {
-      n = right(&w, n);
+      n = peek_at(&w, n, SHH_N_RIGHT);
     } else {
       return -1; /* the parent's maximum promised a fit here */
     }
@@ -330,7 +382,7 @@ int shh_index_find(const struct shmheap *h, uint64_t off,
     path->node[path->depth++] = n;
     if (off == n)
       return 0;
-    n = off < n ? left(&w, n) : right(&w, n);
+    n = peek_at(&w, n, off < n ? SHH_N_LEFT : SHH_N_RIGHT);
   }
   return -1;
 }
@@ -342,6 +394,8 @@ int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path) {
     /* an unchanged maximum changes nothing above it */
     if (m == old)
       return 0;
+    if (shh_tag_used(shh_ld(h, p)))
+      return -1;
     if (c < p)
       set_lmax(h, p, m);
     else
@@ -350,17 +404,15 @@ int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path) {
   return 0;
 }
 
-void shh_index_replace(const struct shmheap *h, struct shh_path *path,
-                       uint64_t new_off) {
+int shh_index_replace(const struct shmheap *h, struct shh_path *path,
+                      uint64_t new_off) {
   int last = path->depth - 1;
-  uint64_t old = path->node[last];
-  if (last == 0)
-    shh_hdr(h)->root = new_off;
-  else if (shh_ld(h, path->node[last - 1] + SHH_N_LEFT) == old)
-    set_left(h, path->node[last - 1], new_off);
-  else
-    set_right(h, path->node[last - 1], new_off);
+  uint64_t parent = last > 0 ? path->node[last - 1] : 0;
+  if (parent != 0 && shh_tag_used(shh_ld(h, parent)))
+    return -1;
+  relink(h, parent, path->node[last], new_off);
   path->node[last] = new_off;
+  return 0;
 }
 
 /* ---- rebuild and check: walk the tags alongside the tree ---------------- */

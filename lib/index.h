@@ -36,8 +36,8 @@ int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);
 /* Puts node NEW_OFF, whose fields are already a copy of the last node of
  * PATH's, in that node's place: valid when no free block lies between the
  * two offsets, as when a free block moves its start within its own span. */
-void shh_index_replace(const struct shmheap *h, struct shh_path *path,
-                       uint64_t new_off);
+int shh_index_replace(const struct shmheap *h, struct shh_path *path,
+                      uint64_t new_off);
 int shh_index_insert(const struct shmheap *h, uint64_t off);
 int shh_index_remove(const struct shmheap *h, uint64_t off);
 /* Rebuilds the whole index, balanced, from the free blocks that the tag walk
