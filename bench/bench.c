@@ -17,9 +17,16 @@
  *   two-process       processes pinned to their own CPUs, attached by name,
  *                     run lifo-small on one heap for a fixed time window;
  *                     total pairs/s with 1 and 2 processes, and their ratio
+ *
+ * Beside lifo-small the suite times shmheap's lock floor: the two lock and
+ * unlock pairs of a robust, process-shared mutex in a shared mapping that
+ * every shmheap alloc+free pair must take, with no allocator work at all.
+ * It runs right after shmheap's lifo-small in each repetition, so the two
+ * see the same CPU speed and the difference is the allocator's own work.
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -432,6 +439,8 @@ static int n_allocs;
 
 enum row_id {
   R_LIFO,
+  R_LOCK_FLOOR, /* shmheap's column only: 2 x (lock + unlock) per pair */
+  R_LIFO_NET,   /* shmheap's column only: lifo-small minus the floor */
   R_LIVE_1K,
   R_LIVE_10K,
   R_LIVE_100K,
@@ -452,6 +461,8 @@ struct row {
 
 static const struct row rows[N_ROWS] = {
     [R_LIFO] = {"lifo-small", "ns/pair", false, 1},
+    [R_LOCK_FLOOR] = {"lock floor (lifo)", "ns/pair", false, 0},
+    [R_LIFO_NET] = {"lifo minus floor", "ns/pair", false, 0},
     [R_LIVE_1K] = {"random-live-1k", "ns/pair", false, 1000},
     [R_LIVE_10K] = {"random-live-10k", "ns/pair", false, 10000},
     [R_LIVE_100K] = {"random-live-100k", "ns/pair", false, 100000},
@@ -609,6 +620,53 @@ static void run_lifo(const struct workload *wl, int ai, int rep) {
   else
     record(R_LIFO, ai, rep, (t1 - t0) / (double)n, n);
   segment_destroy(a, name, ctx);
+}
+
+/* The floor under shmheap's lifo-small: per pair, exactly the locking its
+ * hot path does (alloc and free each take and drop the heap's robust,
+ * process-shared mutex), on such a mutex in a MAP_SHARED page, as many
+ * times as lifo-small has pairs. Recorded in shmheap's column (AI), with
+ * shmheap's lifo-small of this rep minus the floor beside it. */
+static void run_lock_floor(const struct workload *wl, int ai, int rep) {
+  pthread_mutex_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    perror("bench: lock floor: mmap");
+    return;
+  }
+  pthread_mutexattr_t attr;
+  int rc = pthread_mutexattr_init(&attr);
+  if (rc == 0)
+    rc = pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  if (rc == 0)
+    rc = pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  if (rc == 0)
+    rc = pthread_mutex_init(m, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (rc != 0) {
+    fprintf(stderr, "bench: lock floor: mutex init: %s\n", strerror(rc));
+    munmap(m, 4096);
+    return;
+  }
+  const size_t n = scaled(wl->steps);
+  const double t0 = now_ns();
+  for (size_t i = 0; i < n; i++) {
+    rc |= pthread_mutex_lock(m); /* alloc */
+    rc |= pthread_mutex_unlock(m);
+    rc |= pthread_mutex_lock(m); /* free */
+    rc |= pthread_mutex_unlock(m);
+  }
+  const double t1 = now_ns();
+  pthread_mutex_destroy(m);
+  munmap(m, 4096);
+  if (rc != 0) {
+    fprintf(stderr, "bench: lock floor: lock or unlock failed\n");
+    return;
+  }
+  const double floor_ns = (t1 - t0) / (double)n;
+  record(R_LOCK_FLOOR, ai, rep, floor_ns, n);
+  if (!isnan(result[R_LIFO][ai][rep]))
+    record(R_LIFO_NET, ai, rep, result[R_LIFO][ai][rep] - floor_ns, n);
 }
 
 static void run_live(const struct workload *wl, int w, int ai, int rep) {
@@ -842,6 +900,8 @@ static void run_two_process(const struct workload *wl, int ai, int rep) {
 static int row_workload(enum row_id r) {
   switch (r) {
   case R_LIFO:
+  case R_LOCK_FLOOR:
+  case R_LIFO_NET:
     return 0;
   case R_LIVE_1K:
     return 1;
@@ -902,16 +962,20 @@ static void print_table(FILE *f) {
     fprintf(f, " %14s", allocs[i]->name);
   fprintf(f, "\n");
   bool any_cap = false;
+  const int s = shm_index();
   for (int r = 0; r < N_ROWS; r++) {
     if (!row_selected((enum row_id)r))
       continue;
+    if ((r == R_LOCK_FLOOR || r == R_LIFO_NET) &&
+        (s < 0 || isnan(row_median((enum row_id)r, s))))
+      continue; /* not run: --hot-path, or shmheap not selected */
     fprintf(f, "%-22s %-9s", rows[r].label, rows[r].unit);
     for (int i = 0; i < n_allocs; i++) {
       const double m = row_median((enum row_id)r, i);
       if (isnan(m))
         fprintf(f, " %14s", "-");
       else
-        fprintf(f, " %13.*f%c", m >= 1000 || r == R_LIFO ? 1 : 2, m,
+        fprintf(f, " %13.*f%c", m >= 1000 || r <= R_LIFO_NET ? 1 : 2, m,
                 capped[r][i] ? '*' : ' ');
       any_cap |= capped[r][i];
     }
@@ -940,8 +1004,9 @@ static void print_ratios(FILE *f) {
       fprintf(f, " %14s", allocs[i]->name);
   fprintf(f, "\n");
   for (int r = 0; r < N_ROWS; r++) {
-    if (!row_selected((enum row_id)r) || r == R_TWO_RATIO)
-      continue;
+    if (!row_selected((enum row_id)r) || r == R_TWO_RATIO ||
+        r == R_LOCK_FLOOR || r == R_LIFO_NET)
+      continue; /* the floor rows have no peer: see print_lock_floor */
     fprintf(f, "%-22s", rows[r].label);
     for (int i = 0; i < n_allocs; i++) {
       if (i == s)
@@ -970,6 +1035,47 @@ static double scaling_ratio(int s, int g) {
     v[i] = (result[R_LIVE_100K][s][i] / result[R_LIVE_1K][s][i]) /
            (result[R_LIVE_100K][g][i] / result[R_LIVE_1K][g][i]);
   return median(v, opt.reps);
+}
+
+/* Median over reps of shmheap's row R (the floor or lifo-small minus it)
+ * over glibc's lifo-small of the same rep: how many glibc pairs it costs. */
+static double floor_over_glibc(enum row_id r, int s, int g) {
+  double v[MAX_REPS];
+  for (int i = 0; i < opt.reps; i++)
+    v[i] = result[r][s][i] / result[R_LIFO][g][i];
+  return median(v, opt.reps);
+}
+
+/* The lock floor beside lifo-small: what shmheap pays for its lock alone,
+ * what is left for its allocator, and both in glibc pairs. */
+static void print_lock_floor(FILE *f) {
+  const int s = shm_index(), g = alloc_index("glibc");
+  if (s < 0 || isnan(row_median(R_LOCK_FLOOR, s)))
+    return;
+  fprintf(f,
+          "\nLock floor: per lifo-small pair, 2 x (pthread_mutex_lock + "
+          "unlock) of a robust,\nprocess-shared mutex in a MAP_SHARED page "
+          "(what alloc + free must lock), %zu times,\nright after shmheap's "
+          "lifo-small in every repetition\n",
+          timed_steps[R_LOCK_FLOOR][s]);
+  fprintf(f, "%-34s %10s %18s\n", "lifo-small", "ns/pair",
+          g >= 0 ? "x glibc (paired)" : "");
+  const struct {
+    const char *label;
+    enum row_id r;
+  } lines[] = {
+      {"shmheap", R_LIFO},
+      {"lock floor (robust mutex x2)", R_LOCK_FLOOR},
+      {"shmheap minus floor (allocator)", R_LIFO_NET},
+  };
+  for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
+    fprintf(f, "%-34s %10.1f", lines[k].label, row_median(lines[k].r, s));
+    if (g >= 0)
+      fprintf(f, " %18.2f", floor_over_glibc(lines[k].r, s, g));
+    fprintf(f, "\n");
+  }
+  if (g >= 0)
+    fprintf(f, "%-34s %10.1f %18.2f\n", "glibc", row_median(R_LIFO, g), 1.0);
 }
 
 static void target(FILE *f, const char *what, double value, bool ok,
@@ -1009,7 +1115,17 @@ static void print_targets(FILE *f) {
   }
   if (g >= 0 && row_selected(R_LIFO)) {
     const double v = paired_ratio(R_LIFO, s, g);
-    snprintf(buf, sizeof buf, "shmheap takes %.2fx glibc's time", 1 / v);
+    const double fl = floor_over_glibc(R_LOCK_FLOOR, s, g),
+                 net = floor_over_glibc(R_LIFO_NET, s, g);
+    if (isnan(fl))
+      snprintf(buf, sizeof buf, "shmheap takes %.2fx glibc's time", 1 / v);
+    else
+      snprintf(buf, sizeof buf,
+               "shmheap takes %.2fx glibc's time;\n"
+               "         of which the lock floor alone is %.2fx glibc's "
+               "pair, and shmheap minus the floor\n"
+               "         (its allocator work) %.2fx glibc's pair",
+               1 / v, fl, net);
     target(f, "lifo-small within 2x of glibc", v, 1 / v <= 2, buf);
   }
   if (g >= 0 && row_selected(R_LIVE_100K)) {
@@ -1040,7 +1156,11 @@ static void write_svg(const char *path) {
   const enum row_id chart_rows[] = {R_LIFO, R_LIVE_1K, R_LIVE_10K,
                                     R_LIVE_100K};
   const int n_pts = 4;
-  double lo = INFINITY, hi = -INFINITY;
+  /* shmheap's lock floor, a hollow point under its lifo-small one */
+  const int s = shm_index();
+  const double floor_ns = s >= 0 ? row_median(R_LOCK_FLOOR, s) : NAN;
+  double lo = isnan(floor_ns) ? INFINITY : floor_ns,
+         hi = isnan(floor_ns) ? -INFINITY : floor_ns;
   for (int i = 0; i < n_allocs; i++)
     for (int k = 0; k < n_pts; k++) {
       const double m = row_median(chart_rows[k], i);
@@ -1134,13 +1254,33 @@ static void write_svg(const char *path) {
             ml + pw + 60, ly, ml + pw + 85, ly, a->color, ml + pw + 91,
             ly + 4, a->name);
   }
+  int legend_rows = n_allocs;
+  if (!isnan(floor_ns)) {
+    fprintf(f,
+            "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"white\" "
+            "stroke=\"%s\" stroke-width=\"2\"/>\n",
+            XPOS(0), YPOS(log10(floor_ns)), allocs[s]->color);
+    const double ly = mt + 10 + 22 * legend_rows++;
+    fprintf(f,
+            "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"white\" "
+            "stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
+            "y=\"%.1f\">lock floor</text>\n<text x=\"%.1f\" y=\"%.1f\" "
+            "font-size=\"10\">shmheap: 2x robust</text>\n<text "
+            "x=\"%.1f\" y=\"%.1f\" font-size=\"10\">mutex lock+unlock"
+            "</text>\n",
+            ml + pw + 72, ly, allocs[s]->color, ml + pw + 91, ly + 4,
+            ml + pw + 91, ly + 17, ml + pw + 91, ly + 29);
+    legend_rows++;
+  }
   /* value labels right of each point, pushed apart where they would
-   * overlap */
+   * overlap; index n_allocs stands for the lock floor */
   for (int k = 0; k < n_pts; k++) {
-    double ys[MAX_ALLOCATORS];
-    int order[MAX_ALLOCATORS], n = 0;
-    for (int i = 0; i < n_allocs; i++) {
-      const double m = row_median(chart_rows[k], i);
+    double ys[MAX_ALLOCATORS + 1];
+    int order[MAX_ALLOCATORS + 1], n = 0;
+    for (int i = 0; i <= n_allocs; i++) {
+      const double m = i < n_allocs      ? row_median(chart_rows[k], i)
+                       : k == 0 ? floor_ns
+                                          : NAN;
       if (isnan(m))
         continue;
       int j = n++;
@@ -1159,6 +1299,13 @@ static void write_svg(const char *path) {
     const double x = XPOS(log10((double)rows[chart_rows[k]].live)) + 6;
     for (int j = 0; j < n; j++) {
       const int i = order[j];
+      if (i == n_allocs) {
+        fprintf(f,
+                "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+                "fill=\"%s\">%.0f lock floor</text>\n",
+                x, ys[j], allocs[s]->color, floor_ns);
+        continue;
+      }
       fprintf(f,
               "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
               "fill=\"%s\">%.0f%s</text>\n",
@@ -1169,7 +1316,7 @@ static void write_svg(const char *path) {
   fprintf(f,
           "<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">* fewer timed "
           "steps</text>\n",
-          ml + pw + 60, mt + 10 + 22 * n_allocs + 6);
+          ml + pw + 60, mt + 10 + 22 * legend_rows + 6);
 #undef XPOS
 #undef YPOS
   fprintf(f, "</svg>\n");
@@ -1390,6 +1537,8 @@ int main(int argc, char **argv) {
         switch (wl->kind) {
         case W_LIFO:
           run_lifo(wl, ai, rep);
+          if (ai == shm_index() && !opt.hot_path)
+            run_lock_floor(wl, ai, rep);
           break;
         case W_LIVE:
           run_live(wl, w, ai, rep);
@@ -1414,11 +1563,13 @@ int main(int argc, char **argv) {
     return 0;
   }
   print_ratios(stdout);
+  print_lock_floor(stdout);
   print_targets(stdout);
   FILE *txt = open_out("shmheap-bench.txt");
   if (txt != NULL) {
     print_table(txt);
     print_ratios(txt);
+    print_lock_floor(txt);
     print_targets(txt);
     fclose(txt);
   }
