@@ -95,9 +95,9 @@ shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
  * pointer width, lock size or alignment), EAGAIN (the creator has not
  * finished initialising: it is slow, or it died half-way through create;
  * an operator removes such an object with shmheap_destroy(name, NULL) or
- * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond repair and
- * marked broken; it can only be destroyed), ENOMEM, EMFILE, ENFILE.
- * Cost: O(1). */
+ * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond repair
+ * and marked broken; it can only be destroyed), ENOMEM, EMFILE, ENFILE. Cost:
+ * O(1). */
 shmheap_memory_handle shmheap_connect(const char *name);
 
 /* Unmaps the heap from this process and frees MEM. The heap and its objects

@@ -70,12 +70,19 @@ static inline uint64_t shh_tag_make(const struct shmheap *h, uint64_t off,
 
 static inline int shh_tag_ok(const struct shmheap *h, uint64_t off,
                              uint64_t tag) {
-  return (tag & ~SHH_LOW_MASK) == shh_check_bits(h->key, off, tag & SHH_LOW_MASK);
+  return (tag & ~SHH_LOW_MASK) ==
+         shh_check_bits(h->key, off, tag & SHH_LOW_MASK);
 }
 
-static inline uint64_t shh_tag_size(uint64_t tag) { return tag & SHH_SIZE_MASK; }
-static inline int shh_tag_used(uint64_t tag) { return (tag & SHH_F_USED) != 0; }
-static inline int shh_tag_prev_free(uint64_t tag) { return (tag & SHH_F_PREV_FREE) != 0; }
+static inline uint64_t shh_tag_size(uint64_t tag) {
+  return tag & SHH_SIZE_MASK;
+}
+static inline int shh_tag_used(uint64_t tag) {
+  return (tag & SHH_F_USED) != 0;
+}
+static inline int shh_tag_prev_free(uint64_t tag) {
+  return (tag & SHH_F_PREV_FREE) != 0;
+}
 
 static inline uint64_t shh_ld(const struct shmheap *h, uint64_t off) {
   return *shh_at(h, off);

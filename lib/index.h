@@ -29,7 +29,8 @@ struct shh_path {
 int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
                         struct shh_path *path);
 /* The path from the root to the node OFF. */
-int shh_index_find(const struct shmheap *h, uint64_t off, struct shh_path *path);
+int shh_index_find(const struct shmheap *h, uint64_t off,
+                   struct shh_path *path);
 /* After the last node of PATH changed its size (or was replaced), refresh
  * the subtree maxima up the path. -1 if a child link is damaged. */
 int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);

@@ -37,7 +37,9 @@ static int mutex_init(pthread_mutex_t *m) {
   return rc;
 }
 
-int shh_lock_init(struct shmheap *h) { return mutex_init(&shh_hdr(h)->lock); }
+int shh_lock_init(struct shmheap *h) {
+  return mutex_init(&shh_hdr(h)->lock);
+}
 
 #ifdef __GLIBC__
 /* The kind word a robust, process-shared mutex of this glibc carries. glibc
@@ -94,7 +96,7 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
     rc = 0;
   }
   if (rc != 0) {
-    errno = rc == ETIMEDOUT                             ? EAGAIN
+    errno = rc == ETIMEDOUT                         ? EAGAIN
             : rc == ENOTRECOVERABLE || rc == EINVAL ? EUCLEAN
                                                     : rc;
     return -1;
@@ -107,4 +109,6 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return 0;
 }
 
-void shh_unlock(struct shmheap *h) { pthread_mutex_unlock(&shh_hdr(h)->lock); }
+void shh_unlock(struct shmheap *h) {
+  pthread_mutex_unlock(&shh_hdr(h)->lock);
+}

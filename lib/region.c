@@ -54,7 +54,9 @@ static void crash_points_arm(struct shmheap *h) {
   h->crash_count = 0;
 }
 #else
-static void crash_points_arm(struct shmheap *h) { (void)h; }
+static void crash_points_arm(struct shmheap *h) {
+  (void)h;
+}
 #endif
 
 static uint32_t random_key(void) {

@@ -39,8 +39,7 @@ struct shh_header {
 
 /* Blocks start right after the header, at an offset that is 8 mod 16 so that
  * the payload after each 8-byte tag is 16-byte aligned. */
-#define SHH_FIRST                                                              \
-  ((uint64_t)((sizeof(struct shh_header) + 7) / 16 * 16 + 8))
+#define SHH_FIRST ((uint64_t)((sizeof(struct shh_header) + 7) / 16 * 16 + 8))
 
 #if defined(__x86_64__) && defined(__GLIBC__)
 /* The 80-byte promise of SHMHEAP_OVERHEAD (header + first tag) holds here. */
@@ -60,7 +59,7 @@ _Static_assert(__builtin_offsetof(struct shh_header, lock) == 32, "layout");
  * byte-order marker. */
 static inline uint32_t shh_abi(void) {
   return (uint32_t)sizeof(void *) | (uint32_t)sizeof(pthread_mutex_t) << 8 |
-         (uint32_t)_Alignof(max_align_t) << 16 | (uint32_t)0x5a << 24;
+         (uint32_t) _Alignof(max_align_t) << 16 | (uint32_t)0x5a << 24;
 }
 
 /* A process's connection. Read-only after connect, so the threads of a
