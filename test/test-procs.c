@@ -12,26 +12,8 @@
 
 enum { HDR = 72, TAG = 8 };
 
-struct heap {
-  char name[96];
-  size_t len;
-  shmheap_memory_handle mem;
-  char *base;
-};
-
 static void heap_open(struct heap *h, size_t len) {
-  th_shm_name(h->name, sizeof h->name, "procs");
-  h->len = len;
-  h->mem = shmheap_create(h->name, len);
-  g_assert_nonnull(h->mem);
-  h->base = shmheap_underlying(h->mem);
-  g_assert_nonnull(h->base);
-}
-
-static void heap_close(struct heap *h) {
-  shmheap_destroy(NULL, h->mem);
-  g_assert_false(th_shm_exists(h->name));
-  h->mem = NULL;
+  th_heap_open(h, "procs", len);
 }
 
 /* The heap is empty and fully merged: alloc(len - 80) succeeds. */

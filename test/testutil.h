@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib.h>
+#include <shmheap.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -340,6 +341,30 @@ static inline void *th_map_spacer(size_t len) {
 
 static inline void th_unmap_spacer(void *p, size_t len) {
   g_assert_cmpint(munmap(p, len), ==, 0);
+}
+
+/* A heap for one test case: created under a unique name of AREA, destroyed
+ * (and checked gone) by th_heap_close. */
+struct heap {
+  char name[96];
+  size_t len;
+  shmheap_memory_handle mem;
+  char *base;
+};
+
+static inline void th_heap_open(struct heap *h, const char *area, size_t len) {
+  th_shm_name(h->name, sizeof h->name, area);
+  h->len = len;
+  h->mem = shmheap_create(h->name, len);
+  g_assert_nonnull(h->mem);
+  h->base = shmheap_underlying(h->mem);
+  g_assert_nonnull(h->base);
+}
+
+static inline void heap_close(struct heap *h) {
+  shmheap_destroy(NULL, h->mem);
+  g_assert_false(th_shm_exists(h->name));
+  h->mem = NULL;
 }
 
 #endif /* SHMHEAP_TESTUTIL_H */
