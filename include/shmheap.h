@@ -101,7 +101,9 @@ shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
 shmheap_memory_handle shmheap_connect(const char *name);
 
 /* Unmaps the heap from this process and frees MEM. The heap and its objects
- * stay for the other processes. NULL is a no-op. */
+ * stay for the other processes. NULL is a no-op. No other thread of this
+ * process may be using MEM, or pointers into the heap, during or after the
+ * call (the one unsafe pairing in the API). Cost: O(1). */
 void shmheap_disconnect(shmheap_memory_handle mem);
 
 /* Disconnects MEM (if not NULL) and removes the name NAME (if NAME is NULL,
@@ -109,11 +111,14 @@ void shmheap_disconnect(shmheap_memory_handle mem);
  * name remains; processes that still map the heap keep using it until they
  * disconnect. destroy(NULL, NULL) is a no-op. Removing a name that is not a
  * heap is allowed: it is how an operator removes a damaged object.
- * On failure to remove the name errno is set (ENOENT, EACCES, EINVAL). */
+ * On failure to remove the name errno is set (ENOENT, EACCES, EINVAL).
+ * As with disconnect, no other thread of this process may be using MEM.
+ * Cost: O(1). */
 void shmheap_destroy(const char *name, shmheap_memory_handle mem);
 
 /* The base address of this process's mapping of the heap: the address that
- * handle 0 would name. NULL (errno EINVAL) when MEM is NULL. */
+ * handle 0 would name. NULL (errno EINVAL) when MEM is NULL.
+ * Cost: O(1), no lock. */
 void *shmheap_underlying(shmheap_memory_handle mem);
 
 /* ------------------------------------------------------------------------ */
