@@ -33,6 +33,7 @@
 
 struct blk {
   uint64_t off, tag, size;
+  uint64_t next_tag; /* live blocks: the verified tag that follows, or 0 */
 };
 
 static uint64_t flags_of(uint64_t tag) {
@@ -58,11 +59,15 @@ static int live_block(const struct shmheap *h, const void *ptr, struct blk *a) {
   if (!shh_size_ok(h, a->off, a->size))
     return EUCLEAN;
   uint64_t n = a->off + a->size;
+  a->next_tag = 0;
   if (n < h->len) {
     /* a genuine block is followed by a genuine tag that knows it is used */
     uint64_t nt = shh_ld(h, n);
     if (!shh_tag_ok(h, n, nt) || shh_tag_prev_free(nt))
       return EINVAL;
+    if (!shh_size_ok(h, n, shh_tag_size(nt)))
+      return EUCLEAN;
+    a->next_tag = nt;
   }
   return 0;
 }
@@ -86,24 +91,16 @@ static int prev_block(const struct shmheap *h, const struct blk *a,
   return 0;
 }
 
-/* The free block just after A into *N (N->off == 0 when A ends the heap or
- * the next block is allocated). -1 when the next tag does not hold. */
-static int next_block(const struct shmheap *h, const struct blk *a,
-                      struct blk *n) {
-  uint64_t off = a->off + a->size;
+/* The free block just after the live block A into *N (N->off == 0 when A
+ * ends the heap or the next block is allocated). live_block has already
+ * verified the next tag, so this reads no memory. */
+static void next_block(const struct blk *a, struct blk *n) {
   n->off = 0;
-  if (off >= h->len)
-    return 0;
-  uint64_t tag = shh_ld(h, off);
-  uint64_t size = shh_tag_size(tag);
-  if (!shh_tag_ok(h, off, tag) || !shh_size_ok(h, off, size))
-    return -1;
-  if (!shh_tag_used(tag)) {
-    n->off = off;
-    n->tag = tag;
-    n->size = size;
+  if (a->next_tag != 0 && !shh_tag_used(a->next_tag)) {
+    n->off = a->off + a->size;
+    n->tag = a->next_tag;
+    n->size = shh_tag_size(a->next_tag);
   }
-  return 0;
 }
 
 /* Sets or clears the PREV_FREE flag of the block at OFF, if there is one. */
@@ -185,8 +182,9 @@ static int free_locked(struct shmheap *h, void *ptr) {
   int err = live_block(h, ptr, &a);
   if (err != 0)
     return err;
-  if (prev_block(h, &a, &p) != 0 || next_block(h, &a, &n) != 0)
+  if (prev_block(h, &a, &p) != 0)
     return EUCLEAN;
+  next_block(&a, &n);
   uint64_t start = p.off ? p.off : a.off;
   uint64_t size = (p.off ? p.size : 0) + a.size + (n.off ? n.size : 0);
   uint64_t tag = shh_tag_make(h, start, size, 0);
@@ -247,8 +245,7 @@ static int free_locked(struct shmheap *h, void *ptr) {
 static int shrink_locked(struct shmheap *h, const struct blk *a,
                          uint64_t keep) {
   struct blk n;
-  if (next_block(h, a, &n) != 0)
-    return EUCLEAN;
+  next_block(a, &n);
   uint64_t t = a->off + keep, tsize = a->size - keep;
   uint64_t atag = shh_tag_make(h, a->off, keep, (unsigned)flags_of(a->tag));
   if (n.off != 0) {
@@ -319,10 +316,7 @@ static void *realloc_locked(struct shmheap *h, void *ptr, size_t sz, int *err) {
       *err = shrink_locked(h, &a, carve);
     return *err ? NULL : ptr;
   }
-  if (next_block(h, &a, &n) != 0) {
-    *err = EUCLEAN;
-    return NULL;
-  }
+  next_block(&a, &n);
   if (n.off != 0 && a.size + n.size >= shh_fit(sz)) {
     *err = grow_locked(h, &a, &n, sz);
     return *err ? NULL : ptr;
