@@ -124,11 +124,10 @@ static void move_node(const struct shmheap *h, uint64_t from, uint64_t to) {
 }
 
 /* Writes a free block's tag and footer (not yet part of the walk). */
-static uint64_t lay_free(struct shmheap *h, uint64_t off, uint64_t size) {
+static void lay_free(struct shmheap *h, uint64_t off, uint64_t size) {
   uint64_t tag = shh_tag_make(h, off, size, 0);
   shh_st(h, off, tag);
   shh_put_footer(h, off, size, tag);
-  return tag;
 }
 
 static void *alloc_locked(struct shmheap *h, size_t sz, int *err) {
