@@ -164,7 +164,7 @@ static void *alloc_locked(struct shmheap *h, size_t sz, int *err) {
     if (shh_index_replace(h, &path, r) == 0)
       (void)shh_index_fix_path(h, &path);
   } else {
-    if (shh_index_remove(h, b) != 0) {
+    if (shh_index_remove_path(h, &path) != 0) {
       *err = EUCLEAN;
       return NULL;
     }

@@ -195,62 +195,92 @@ static uint64_t retilt(struct shh_walk *w, uint64_t n, int side, int delta,
   return root;
 }
 
-/* Unlinks the leftmost node of the subtree N into *MIN. */
-static uint64_t remove_min(struct shh_walk *w, uint64_t n, uint64_t *min,
-                           int depth, int *shrank) {
+/* Walks up PATH from level I after the subtree below PATH->node[I] on the
+ * side of PATH->node[I + 1] became C, SHRANK saying whether it lost height.
+ * Each level stores only what changed and retilts; the walk stops at the
+ * first level whose link, side maximum and height all stay as they were,
+ * because nothing above it can change then. Returns -1 on a damaged index. */
+static int fix_up(struct shh_walk *w, const struct shh_path *path, int i,
+                  uint64_t c, int shrank) {
   const struct shmheap *h = w->h;
-  uint64_t l = left(w, n);
-  if (w->bad || depth >= SHH_MAX_DEPTH) {
-    w->bad = 1;
-    return n;
+  for (; i >= 0; i--) {
+    uint64_t n = path->node[i];
+    if (!writable(w, n))
+      return -1;
+    int side = path->node[i + 1] < n ? -1 : 1;
+    uint64_t lf = side < 0 ? SHH_N_LEFT : SHH_N_RIGHT;
+    uint64_t m = submax(h, c), old = side < 0 ? lmax(h, n) : rmax(h, n);
+    int same = shh_ld(h, n + lf) == c && old == m;
+    if (same && !shrank)
+      return 0;
+    set_side(h, n, side, c);
+    c = shrank ? retilt(w, n, side, -1, &shrank) : n;
+    if (w->bad)
+      return -1;
   }
-  if (l == 0) {
-    *min = n;
-    *shrank = 1;
-    return right(w, n);
-  }
-  uint64_t c = remove_min(w, l, min, depth + 1, shrank);
-  if (w->bad)
-    return n;
-  set_side(h, n, -1, c);
-  return *shrank ? retilt(w, n, -1, -1, shrank) : n;
+  if (shh_hdr(h)->root != c)
+    shh_hdr(h)->root = c;
+  return 0;
 }
 
-static uint64_t remove_at(struct shh_walk *w, uint64_t n, uint64_t key,
-                          int depth, int *shrank) {
-  const struct shmheap *h = w->h;
-  if (n == 0 || depth >= SHH_MAX_DEPTH) {
-    w->bad = 1; /* not found: the tags and the index disagree */
-    return n;
+/* AVL deletion of the last node of PATH, walking back up the path instead
+ * of down from the root again. A node with two children is replaced by its
+ * successor, which takes its links, balance and left maximum. */
+int shh_index_remove_path(const struct shmheap *h, struct shh_path *path) {
+  struct shh_walk w = {h, 0};
+  int k = path->depth - 1;
+  if (k < 0)
+    return -1;
+  uint64_t x = path->node[k];
+  if (!writable(&w, x))
+    return -1;
+  uint64_t l = link_at(&w, x, SHH_N_LEFT), r = link_at(&w, x, SHH_N_RIGHT);
+  if (w.bad)
+    return -1;
+  if (l == 0 || r == 0)
+    return fix_up(&w, path, k - 1, l ? l : r, 1);
+  /* the successor m: the leftmost node of x's right subtree */
+  int j = k + 1;
+  uint64_t m = r;
+  for (;;) {
+    if (j >= SHH_MAX_DEPTH)
+      return -1;
+    path->node[j] = m;
+    uint64_t ml = link_at(&w, m, SHH_N_LEFT);
+    if (w.bad)
+      return -1;
+    if (ml == 0)
+      break;
+    m = ml;
+    j++;
   }
-  int side;
-  uint64_t c;
-  if (key != n) {
-    side = key < n ? -1 : 1;
-    c = remove_at(w, side < 0 ? left(w, n) : right(w, n), key, depth + 1,
-                  shrank);
+  uint64_t mr = link_at(&w, m, SHH_N_RIGHT), c;
+  if (w.bad)
+    return -1;
+  int shrank = 1;
+  if (j == k + 1) {
+    c = mr; /* m is x's right child: its own right subtree stays */
   } else {
-    uint64_t l = left(w, n), r = right(w, n);
-    if (w->bad)
-      return n;
-    if (l == 0 || r == 0) {
-      *shrank = 1;
-      return l ? l : r;
+    /* unlink m from its parent, fixing the levels between m and x */
+    uint64_t n = path->node[j - 1];
+    set_side(h, n, -1, mr);
+    c = retilt(&w, n, -1, -1, &shrank);
+    for (int i = j - 2; i > k && !w.bad; i--) {
+      n = path->node[i];
+      set_side(h, n, -1, c);
+      c = shrank ? retilt(&w, n, -1, -1, &shrank) : n;
     }
-    /* the successor m takes n's place, with n's left side and balance */
-    uint64_t m = 0;
-    c = remove_min(w, r, &m, depth + 1, shrank);
-    if (w->bad)
-      return n;
-    set_left(h, m, l);
-    shh_st(h, m + SHH_N_LMAX, shh_ld(h, n + SHH_N_LMAX));
-    n = m;
-    side = 1;
+    if (w.bad)
+      return -1;
   }
-  if (w->bad)
-    return n;
-  set_side(h, n, side, c);
-  return *shrank ? retilt(w, n, side, -1, shrank) : n;
+  /* m takes x's place: x's left side and balance, and the right side c */
+  set_left(h, m, l);
+  shh_st(h, m + SHH_N_LMAX, shh_ld(h, x + SHH_N_LMAX));
+  set_side(h, m, 1, c);
+  c = shrank ? retilt(&w, m, 1, -1, &shrank) : m;
+  if (w.bad)
+    return -1;
+  return fix_up(&w, path, k - 1, c, shrank);
 }
 
 /* Points the link that held OLD (in PARENT, or the root) at NEW. */
@@ -324,16 +354,10 @@ int shh_index_insert(const struct shmheap *h, uint64_t off) {
 }
 
 int shh_index_remove(const struct shmheap *h, uint64_t off) {
-  struct shh_walk w = {h, 0};
-  int shrank = 0;
-  uint64_t root = shh_hdr(h)->root;
-  if (!link_ok(&w, root))
+  struct shh_path path;
+  if (shh_index_find(h, off, &path) != 0)
     return -1;
-  root = remove_at(&w, root, off, 0, &shrank);
-  if (w.bad)
-    return -1;
-  shh_hdr(h)->root = root;
-  return 0;
+  return shh_index_remove_path(h, &path);
 }
 
 uint64_t shh_index_largest(const struct shmheap *h) {

@@ -40,6 +40,9 @@ int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);
 int shh_index_replace(const struct shmheap *h, struct shh_path *path,
                       uint64_t new_off);
 int shh_index_insert(const struct shmheap *h, uint64_t off);
+/* Removes the last node of PATH (as first fit or find left it); PATH is
+ * used as scratch space. */
+int shh_index_remove_path(const struct shmheap *h, struct shh_path *path);
 int shh_index_remove(const struct shmheap *h, uint64_t off);
 /* Rebuilds the whole index, balanced, from the free blocks that the tag walk
  * finds; COUNT is their number. */
