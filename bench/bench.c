@@ -23,6 +23,8 @@
  * every shmheap alloc+free pair must take, with no allocator work at all.
  * It runs right after shmheap's lifo-small in each repetition, so the two
  * see the same CPU speed and the difference is the allocator's own work.
+ * After it comes a bare CAS lock (acquire CAS, release store, no waiters, no
+ * robustness): the least that any heap shared under one lock pays per pair.
  */
 #include <errno.h>
 #include <math.h>
@@ -441,6 +443,7 @@ enum row_id {
   R_LIFO,
   R_LOCK_FLOOR, /* shmheap's column only: 2 x (lock + unlock) per pair */
   R_LIFO_NET,   /* shmheap's column only: lifo-small minus the floor */
+  R_CAS_FLOOR,  /* shmheap's column only: the cheapest lock there is, x2 */
   R_LIVE_1K,
   R_LIVE_10K,
   R_LIVE_100K,
@@ -463,6 +466,7 @@ static const struct row rows[N_ROWS] = {
     [R_LIFO] = {"lifo-small", "ns/pair", false, 1},
     [R_LOCK_FLOOR] = {"lock floor (lifo)", "ns/pair", false, 0},
     [R_LIFO_NET] = {"lifo minus floor", "ns/pair", false, 0},
+    [R_CAS_FLOOR] = {"bare CAS lock (lifo)", "ns/pair", false, 0},
     [R_LIVE_1K] = {"random-live-1k", "ns/pair", false, 1000},
     [R_LIVE_10K] = {"random-live-10k", "ns/pair", false, 10000},
     [R_LIVE_100K] = {"random-live-100k", "ns/pair", false, 100000},
@@ -667,6 +671,36 @@ static void run_lock_floor(const struct workload *wl, int ai, int rep) {
   record(R_LOCK_FLOOR, ai, rep, floor_ns, n);
   if (!isnan(result[R_LIFO][ai][rep]))
     record(R_LIFO_NET, ai, rep, result[R_LIFO][ai][rep] - floor_ns, n);
+}
+
+/* The cheapest lock any allocator that several processes share could take:
+ * per pair, twice a compare-and-swap that acquires a word in a MAP_SHARED
+ * page and a release store that drops it, with nothing for waiters and no
+ * recovery from a dead owner. It bounds from below what any locked shared
+ * heap pays per lifo-small pair on this machine, whatever its allocator. */
+static void run_cas_floor(const struct workload *wl, int ai, int rep) {
+  uint32_t *word = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (word == MAP_FAILED) {
+    perror("bench: CAS floor: mmap");
+    return;
+  }
+  const size_t n = scaled(wl->steps);
+  size_t failed = 0;
+  const double t0 = now_ns();
+  for (size_t i = 0; i < 2 * n; i++) {
+    uint32_t expect = 0;
+    failed += !__atomic_compare_exchange_n(word, &expect, 1, false,
+                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    __atomic_store_n(word, 0, __ATOMIC_RELEASE);
+  }
+  const double t1 = now_ns();
+  munmap(word, 4096);
+  if (failed != 0) {
+    fprintf(stderr, "bench: CAS floor: %zu acquisitions failed\n", failed);
+    return;
+  }
+  record(R_CAS_FLOOR, ai, rep, (t1 - t0) / (double)n, n);
 }
 
 static void run_live(const struct workload *wl, int w, int ai, int rep) {
@@ -902,6 +936,7 @@ static int row_workload(enum row_id r) {
   case R_LIFO:
   case R_LOCK_FLOOR:
   case R_LIFO_NET:
+  case R_CAS_FLOOR:
     return 0;
   case R_LIVE_1K:
     return 1;
@@ -966,7 +1001,7 @@ static void print_table(FILE *f) {
   for (int r = 0; r < N_ROWS; r++) {
     if (!row_selected((enum row_id)r))
       continue;
-    if ((r == R_LOCK_FLOOR || r == R_LIFO_NET) &&
+    if ((r == R_LOCK_FLOOR || r == R_LIFO_NET || r == R_CAS_FLOOR) &&
         (s < 0 || isnan(row_median((enum row_id)r, s))))
       continue; /* not run: --hot-path, or shmheap not selected */
     fprintf(f, "%-22s %-9s", rows[r].label, rows[r].unit);
@@ -975,7 +1010,7 @@ static void print_table(FILE *f) {
       if (isnan(m))
         fprintf(f, " %14s", "-");
       else
-        fprintf(f, " %13.*f%c", m >= 1000 || r <= R_LIFO_NET ? 1 : 2, m,
+        fprintf(f, " %13.*f%c", m >= 1000 || r <= R_CAS_FLOOR ? 1 : 2, m,
                 capped[r][i] ? '*' : ' ');
       any_cap |= capped[r][i];
     }
@@ -1005,7 +1040,7 @@ static void print_ratios(FILE *f) {
   fprintf(f, "\n");
   for (int r = 0; r < N_ROWS; r++) {
     if (!row_selected((enum row_id)r) || r == R_TWO_RATIO ||
-        r == R_LOCK_FLOOR || r == R_LIFO_NET)
+        r == R_LOCK_FLOOR || r == R_LIFO_NET || r == R_CAS_FLOOR)
       continue; /* the floor rows have no peer: see print_lock_floor */
     fprintf(f, "%-22s", rows[r].label);
     for (int i = 0; i < n_allocs; i++) {
@@ -1056,7 +1091,9 @@ static void print_lock_floor(FILE *f) {
           "\nLock floor: per lifo-small pair, 2 x (pthread_mutex_lock + "
           "unlock) of a robust,\nprocess-shared mutex in a MAP_SHARED page "
           "(what alloc + free must lock), %zu times,\nright after shmheap's "
-          "lifo-small in every repetition\n",
+          "lifo-small in every repetition; then the same with a bare CAS "
+          "lock (acquire CAS +\nrelease store, nothing for waiters or "
+          "dead owners): the least any shared heap's lock costs\n",
           timed_steps[R_LOCK_FLOOR][s]);
   fprintf(f, "%-34s %10s %18s\n", "lifo-small", "ns/pair",
           g >= 0 ? "x glibc (paired)" : "");
@@ -1067,6 +1104,7 @@ static void print_lock_floor(FILE *f) {
       {"shmheap", R_LIFO},
       {"lock floor (robust mutex x2)", R_LOCK_FLOOR},
       {"shmheap minus floor (allocator)", R_LIFO_NET},
+      {"bare CAS lock x2 (no allocator)", R_CAS_FLOOR},
   };
   for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {
     fprintf(f, "%-34s %10.1f", lines[k].label, row_median(lines[k].r, s));
@@ -1091,7 +1129,7 @@ static void print_targets(FILE *f) {
             rb = alloc_index("boost-rbtree"), sf = alloc_index("boost-seqfit");
   if (s < 0)
     return;
-  char buf[256];
+  char buf[512];
   fprintf(f, "\nIssue 3 targets (from the paired ratios above)\n");
   if (rb >= 0) {
     const enum row_id timed[] = {R_LIFO, R_LIVE_1K, R_LIVE_10K, R_LIVE_100K,
@@ -1116,7 +1154,8 @@ static void print_targets(FILE *f) {
   if (g >= 0 && row_selected(R_LIFO)) {
     const double v = paired_ratio(R_LIFO, s, g);
     const double fl = floor_over_glibc(R_LOCK_FLOOR, s, g),
-                 net = floor_over_glibc(R_LIFO_NET, s, g);
+                 net = floor_over_glibc(R_LIFO_NET, s, g),
+                 cas = floor_over_glibc(R_CAS_FLOOR, s, g);
     if (isnan(fl))
       snprintf(buf, sizeof buf, "shmheap takes %.2fx glibc's time", 1 / v);
     else
@@ -1124,8 +1163,10 @@ static void print_targets(FILE *f) {
                "shmheap takes %.2fx glibc's time;\n"
                "         of which the lock floor alone is %.2fx glibc's "
                "pair, and shmheap minus the floor\n"
-               "         (its allocator work) %.2fx glibc's pair",
-               1 / v, fl, net);
+               "         (its allocator work) %.2fx glibc's pair; a bare CAS "
+               "lock with no allocator\n"
+               "         at all already takes %.2fx glibc's pair",
+               1 / v, fl, net, cas);
     target(f, "lifo-small within 2x of glibc", v, 1 / v <= 2, buf);
   }
   if (g >= 0 && row_selected(R_LIVE_100K)) {
@@ -1537,8 +1578,10 @@ int main(int argc, char **argv) {
         switch (wl->kind) {
         case W_LIFO:
           run_lifo(wl, ai, rep);
-          if (ai == shm_index() && !opt.hot_path)
+          if (ai == shm_index() && !opt.hot_path) {
             run_lock_floor(wl, ai, rep);
+            run_cas_floor(wl, ai, rep);
+          }
           break;
         case W_LIVE:
           run_live(wl, w, ai, rep);
