@@ -294,28 +294,46 @@ static void relink(const struct shmheap *h, uint64_t parent, uint64_t old,
     set_right(h, parent, new_child);
 }
 
-/* Insertion walks down once, then back up only as far as something changes:
- * the side maxima stop at the first ancestor whose side already holds a
- * block as large (every ancestor above holds it too), the balances at the
- * first ancestor whose height does not grow. */
-int shh_index_insert(const struct shmheap *h, uint64_t off) {
+int shh_index_descend(const struct shmheap *h, uint64_t off,
+                      struct shh_path *path) {
   struct shh_walk w = {h, 0};
-  struct shh_path path;
   uint64_t n = shh_hdr(h)->root;
-  path.depth = 0;
+  path->depth = 0;
   if (!link_ok(&w, n))
     return -1;
   while (n != 0) {
-    if (n == off || path.depth >= SHH_MAX_DEPTH)
+    if (n == off || path->depth >= SHH_MAX_DEPTH)
       return -1; /* already indexed, or a cycle */
-    path.node[path.depth++] = n;
+    path->node[path->depth++] = n;
     n = peek_at(&w, n, off < n ? SHH_N_LEFT : SHH_N_RIGHT);
     if (w.bad)
       return -1;
   }
-  uint64_t parent = path.depth ? path.node[path.depth - 1] : 0;
-  if (parent != 0 && !writable(&w, parent))
-    return -1;
+  return 0;
+}
+
+int shh_index_cut(struct shh_path *path, uint64_t off) {
+  for (int i = 0; i < path->depth; i++) {
+    if (path->node[i] == off) {
+      path->depth = i + 1;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* Insertion hangs the node where the descent ended, then walks back up only
+ * as far as something changes: the side maxima stop at the first ancestor
+ * whose side already holds a block as large (every ancestor above holds it
+ * too), the balances at the first ancestor whose height does not grow. */
+int shh_index_insert_path(const struct shmheap *h, uint64_t off,
+                          const struct shh_path *path) {
+  struct shh_walk w = {h, 0};
+  uint64_t parent = path->depth ? path->node[path->depth - 1] : 0;
+  if (parent != 0 &&
+      (!writable(&w, parent) ||
+       shh_ld(h, parent + (off < parent ? SHH_N_LEFT : SHH_N_RIGHT)) != 0))
+    return -1; /* the path does not end where OFF hangs */
   set_left(h, off, 0);
   set_right(h, off, 0);
   shh_st(h, off + SHH_N_LMAX, 2); /* lmax 0, balance 0 */
@@ -328,8 +346,8 @@ int shh_index_insert(const struct shmheap *h, uint64_t off) {
     set_right(h, parent, off);
   uint64_t size = shh_tag_size(shh_ld(h, off));
   int grew = 1, raise = 1;
-  for (int i = path.depth - 1; i >= 0 && (grew || raise); i--) {
-    n = path.node[i];
+  for (int i = path->depth - 1; i >= 0 && (grew || raise); i--) {
+    uint64_t n = path->node[i];
     if (!writable(&w, n))
       return -1;
     int side = off < n ? -1 : 1;
@@ -347,10 +365,17 @@ int shh_index_insert(const struct shmheap *h, uint64_t off) {
       if (w.bad)
         return -1;
       if (top != n)
-        relink(h, i ? path.node[i - 1] : 0, n, top);
+        relink(h, i ? path->node[i - 1] : 0, n, top);
     }
   }
   return 0;
+}
+
+int shh_index_insert(const struct shmheap *h, uint64_t off) {
+  struct shh_path path;
+  if (shh_index_descend(h, off, &path) != 0)
+    return -1;
+  return shh_index_insert_path(h, off, &path);
 }
 
 int shh_index_remove(const struct shmheap *h, uint64_t off) {

@@ -40,6 +40,17 @@ int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path);
 int shh_index_replace(const struct shmheap *h, struct shh_path *path,
                       uint64_t new_off);
 int shh_index_insert(const struct shmheap *h, uint64_t off);
+/* The path from the root toward OFF, down to the empty link where a node
+ * OFF would hang; -1 if OFF is already in the tree or a link is damaged.
+ * It only reads index nodes. Where OFF is not in the tree, the path passes
+ * through the nodes just before and after it in address order. */
+int shh_index_descend(const struct shmheap *h, uint64_t off,
+                      struct shh_path *path);
+/* Shortens PATH to end at the node OFF; -1 if OFF is not on it. */
+int shh_index_cut(struct shh_path *path, uint64_t off);
+/* Inserts OFF where shh_index_descend's PATH ended. */
+int shh_index_insert_path(const struct shmheap *h, uint64_t off,
+                          const struct shh_path *path);
 /* Removes the last node of PATH (as first fit or find left it); PATH is
  * used as scratch space. */
 int shh_index_remove_path(const struct shmheap *h, struct shh_path *path);
