@@ -234,8 +234,7 @@ static int free_locked(struct shmheap *h, void *ptr) {
   }
   /* p swallows a and n; n's removal may rotate the tree, so p's path is
    * looked up again afterwards */
-  if (shh_index_cut(&path, n.off) != 0 ||
-      shh_index_remove_path(h, &path) != 0)
+  if (shh_index_cut(&path, n.off) != 0 || shh_index_remove_path(h, &path) != 0)
     return EUCLEAN;
   SHH_CRASH_POINT(h);
   shh_put_footer(h, start, size, tag);

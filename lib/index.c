@@ -30,7 +30,8 @@ struct shh_walk {
 };
 
 /* A link that may be followed: empty, or a plausible free block. */
-static int link_ok(struct shh_walk *w, uint64_t n) {
+static inline __attribute__((always_inline)) int link_ok(struct shh_walk *w,
+                                                         uint64_t n) {
   if (n == 0 || (shh_off_ok(w->h, n) && !shh_tag_used(shh_ld(w->h, n))))
     return 1;
   w->bad = 1;
@@ -40,7 +41,8 @@ static int link_ok(struct shh_walk *w, uint64_t n) {
 /* For walks that only read (first fit, find): a link inside the heap and
  * tag-aligned can be read without harm; whatever a walk then writes is
  * checked with link_ok first (writable). */
-static uint64_t peek_at(struct shh_walk *w, uint64_t n, uint64_t field) {
+static inline __attribute__((always_inline)) uint64_t
+peek_at(struct shh_walk *w, uint64_t n, uint64_t field) {
   uint64_t v = shh_ld(w->h, n + field);
   if (v == 0 || shh_off_ok(w->h, v))
     return v;
@@ -49,7 +51,8 @@ static uint64_t peek_at(struct shh_walk *w, uint64_t n, uint64_t field) {
 }
 
 /* Whether the walk may write into node N: it must be a free block. */
-static int writable(struct shh_walk *w, uint64_t n) {
+static inline __attribute__((always_inline)) int writable(struct shh_walk *w,
+                                                          uint64_t n) {
   if (shh_tag_used(shh_ld(w->h, n)))
     w->bad = 1;
   return !w->bad;
@@ -57,7 +60,8 @@ static int writable(struct shh_walk *w, uint64_t n) {
 
 /* Every link read from the region goes through here: a link that cannot be
  * a node reads as empty and marks the walk bad. */
-static uint64_t link_at(struct shh_walk *w, uint64_t n, uint64_t field) {
+static inline __attribute__((always_inline)) uint64_t
+link_at(struct shh_walk *w, uint64_t n, uint64_t field) {
   uint64_t v = shh_ld(w->h, n + field);
   return link_ok(w, v) ? v : 0;
 }
@@ -99,14 +103,15 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
 }
 
 /* The largest block size in the subtree rooted at N. */
-static uint64_t submax(const struct shmheap *h, uint64_t n) {
+static inline __attribute__((always_inline)) uint64_t
+submax(const struct shmheap *h, uint64_t n) {
   return n ? max3(shh_tag_size(shh_ld(h, n)), lmax(h, n), rmax(h, n)) : 0;
 }
 
 /* Makes C the left (SIDE < 0) or right child of N and that side's maximum
  * C's, storing only what changed (a write dirties a shared cache line). */
-static void set_side(const struct shmheap *h, uint64_t n, int side,
-                     uint64_t c) {
+static inline __attribute__((always_inline)) void
+set_side(const struct shmheap *h, uint64_t n, int side, uint64_t c) {
   uint64_t m = submax(h, c);
   if (side < 0) {
     if (shh_ld(h, n + SHH_N_LEFT) != c)
