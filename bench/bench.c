@@ -231,32 +231,32 @@ struct loops {
 
 /* One set of loops per allocator: A and F are constants in each, so the
  * compiler turns them into direct calls. */
-#define DEFINE_LOOPS(tag, A, F)                                               \
-  static int tag##_lifo(void *ctx, const uint16_t *sizes, size_t n) {         \
-    return lifo_loop(ctx, A, F, sizes, n);                                    \
-  }                                                                           \
-  static uint64_t tag##_lifo_until(void *ctx, const uint16_t *sizes,          \
-                                   size_t start, double deadline) {           \
-    return lifo_until_loop(ctx, A, F, sizes, start, deadline);                \
-  }                                                                           \
-  static int tag##_fill(void *ctx, void **slots, const uint16_t *sizes,       \
-                        size_t n) {                                           \
-    return fill_loop(ctx, A, slots, sizes, n);                                \
-  }                                                                           \
-  static int tag##_steps(void *ctx, void **slots, const uint32_t *victims,    \
-                         const uint16_t *sizes, size_t n) {                   \
-    return steps_loop(ctx, A, F, slots, victims, sizes, n);                   \
-  }                                                                           \
-  static void tag##_release(void *ctx, void **slots, size_t n) {              \
-    release_loop(ctx, F, slots, n);                                           \
-  }                                                                           \
-  static void tag##_frag(void *ctx, struct frag_state *st,                    \
-                         struct frag_out *out) {                              \
-    frag_loop(ctx, A, F, st, out);                                            \
-  }                                                                           \
-  static const struct loops tag##_loops = {                                   \
-      tag##_lifo, tag##_lifo_until, tag##_fill,                               \
-      tag##_steps, tag##_release,     tag##_frag,                             \
+#define DEFINE_LOOPS(tag, A, F)                                                \
+  static int tag##_lifo(void *ctx, const uint16_t *sizes, size_t n) {          \
+    return lifo_loop(ctx, A, F, sizes, n);                                     \
+  }                                                                            \
+  static uint64_t tag##_lifo_until(void *ctx, const uint16_t *sizes,           \
+                                   size_t start, double deadline) {            \
+    return lifo_until_loop(ctx, A, F, sizes, start, deadline);                 \
+  }                                                                            \
+  static int tag##_fill(void *ctx, void **slots, const uint16_t *sizes,        \
+                        size_t n) {                                            \
+    return fill_loop(ctx, A, slots, sizes, n);                                 \
+  }                                                                            \
+  static int tag##_steps(void *ctx, void **slots, const uint32_t *victims,     \
+                         const uint16_t *sizes, size_t n) {                    \
+    return steps_loop(ctx, A, F, slots, victims, sizes, n);                    \
+  }                                                                            \
+  static void tag##_release(void *ctx, void **slots, size_t n) {               \
+    release_loop(ctx, F, slots, n);                                            \
+  }                                                                            \
+  static void tag##_frag(void *ctx, struct frag_state *st,                     \
+                         struct frag_out *out) {                               \
+    frag_loop(ctx, A, F, st, out);                                             \
+  }                                                                            \
+  static const struct loops tag##_loops = {                                    \
+      tag##_lifo,  tag##_lifo_until, tag##_fill,                               \
+      tag##_steps, tag##_release,    tag##_frag,                               \
   }
 
 /* ------------------------------------------------------------------------ */
@@ -280,7 +280,9 @@ static void *shm_open_heap(const char *name) {
   return shmheap_connect(path);
 }
 
-static void shm_close(void *ctx) { shmheap_disconnect(ctx); }
+static void shm_close(void *ctx) {
+  shmheap_disconnect(ctx);
+}
 
 static void shm_remove(const char *name) {
   char path[128];
@@ -288,8 +290,12 @@ static void shm_remove(const char *name) {
   shmheap_destroy(path, NULL);
 }
 
-static void *shm_alloc(void *ctx, size_t sz) { return shmheap_alloc(ctx, sz); }
-static void shm_free(void *ctx, void *p) { shmheap_free(ctx, p); }
+static void *shm_alloc(void *ctx, size_t sz) {
+  return shmheap_alloc(ctx, sz);
+}
+static void shm_free(void *ctx, void *p) {
+  shmheap_free(ctx, p);
+}
 DEFINE_LOOPS(shm, shm_alloc, shm_free);
 
 static int libc_dummy;
@@ -302,8 +308,12 @@ static void *libc_open(const char *name) {
   (void)name;
   return &libc_dummy;
 }
-static void libc_close(void *ctx) { (void)ctx; }
-static void libc_remove(const char *name) { (void)name; }
+static void libc_close(void *ctx) {
+  (void)ctx;
+}
+static void libc_remove(const char *name) {
+  (void)name;
+}
 static void *libc_alloc(void *ctx, size_t sz) {
   (void)ctx;
   return malloc(sz);
@@ -315,7 +325,9 @@ static void libc_free(void *ctx, void *p) {
 DEFINE_LOOPS(libc, libc_alloc, libc_free);
 
 #if SHMHEAP_BENCH_BOOST
-static void bx_remove_quiet(const char *name) { (void)bx_remove(name); }
+static void bx_remove_quiet(const char *name) {
+  (void)bx_remove(name);
+}
 DEFINE_LOOPS(bxrb, bx_rbtree_alloc, bx_rbtree_free);
 DEFINE_LOOPS(bxsf, bx_seqfit_alloc, bx_seqfit_free);
 #endif
@@ -415,8 +427,8 @@ static struct workload workloads[] = {
      true},
     /* boost-seqfit: ~400 us a pair after the full warm-up, which alone
      * takes ~40 s: it runs in the first repetition only */
-    {"random-live-100k", W_LIVE, 100000, 256 * 1024 * 1024, 1000000, 2000, 0,
-     1, true},
+    {"random-live-100k", W_LIVE, 100000, 256 * 1024 * 1024, 1000000, 2000, 0, 1,
+     true},
     {"fill-fragment", W_FRAG, 0, 64 * 1024 * 1024, 0, 0, 0, 0, true},
     {"two-process", W_TWOPROC, 0, 16 * 1024 * 1024, 0, 0, 0, 0, true},
 };
@@ -485,8 +497,7 @@ static bool capped[N_ROWS][MAX_ALLOCATORS];
 
 static FILE *raw_csv;
 
-static void record(enum row_id r, int ai, int rep, double value,
-                   size_t steps) {
+static void record(enum row_id r, int ai, int rep, double value, size_t steps) {
   result[r][ai][rep] = value;
   timed_steps[r][ai] = steps;
   if (raw_csv != NULL)
@@ -735,8 +746,8 @@ static void run_live(const struct workload *wl, int w, int ai, int rep) {
   warm_steps[r][ai] = warm_done;
   if (a->loops->fill(ctx, slots, ls->fill, wl->live) != 0) {
     fail_run(a, wl, "fill");
-  } else if (a->loops->steps(ctx, slots, ls->victims, ls->sizes,
-                             warm_done) != 0) {
+  } else if (a->loops->steps(ctx, slots, ls->victims, ls->sizes, warm_done) !=
+             0) {
     fail_run(a, wl, "warm-up");
   } else {
     const double t0 = now_ns();
@@ -829,8 +840,7 @@ static int read_all(int fd, void *buf, size_t n) {
 /* A forked child: pin, attach by name, say ready, wait for the start
  * signal (the parent closing the pipe), run lifo-small for the window. */
 static void two_process_child(const struct allocator *a, const char *name,
-                              int idx, int ready_fd, int go_fd,
-                              int result_fd) {
+                              int idx, int ready_fd, int go_fd, int result_fd) {
   have_current = 0; /* the parent owns the name */
   alarm((unsigned)(opt.window_ms / 1000) + 60);
   cpu_set_t set;
@@ -847,9 +857,9 @@ static void two_process_child(const struct allocator *a, const char *name,
     _exit(6);
   const double t0 = now_ns();
   struct child_report rep;
-  rep.pairs = a->loops->lifo_until(ctx, lifo_sizes,
-                                   (size_t)idx * (LIFO_STREAM / 2),
-                                   t0 + opt.window_ms * 1e6);
+  rep.pairs =
+      a->loops->lifo_until(ctx, lifo_sizes, (size_t)idx * (LIFO_STREAM / 2),
+                           t0 + opt.window_ms * 1e6);
   rep.elapsed_ns = now_ns() - t0;
   if (rep.pairs == 0)
     _exit(7);
@@ -908,8 +918,8 @@ static double two_process_run(const struct allocator *a,
     while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      fprintf(stderr, "bench: two-process child on %s: status 0x%x\n",
-              a->name, status);
+      fprintf(stderr, "bench: two-process child on %s: status 0x%x\n", a->name,
+              status);
       ok = false;
     }
   }
@@ -976,13 +986,15 @@ static void print_cap_note(FILE *f, enum row_id r, int ai) {
   int reps = 0;
   for (int k = 0; k < opt.reps; k++)
     reps += !isnan(result[r][ai][k]);
-  fprintf(f, "* %s on %s, to keep the run short: timed only the first %zu "
-             "of %zu steps",
+  fprintf(f,
+          "* %s on %s, to keep the run short: timed only the first %zu "
+          "of %zu steps",
           allocs[ai]->name, rows[r].label, timed_steps[r][ai],
           scaled(wl->steps));
   if (warm_steps[r][ai] < wl->live)
-    fprintf(f, ", after a warm-up of %zu steps, not %zu (its cost grows "
-               "with the holes: this flatters it)",
+    fprintf(f,
+            ", after a warm-up of %zu steps, not %zu (its cost grows "
+            "with the holes: this flatters it)",
             warm_steps[r][ai], wl->live);
   if (reps < opt.reps)
     fprintf(f, ", in %d of %d repetitions", reps, opt.reps);
@@ -1029,10 +1041,9 @@ static void print_ratios(FILE *f) {
   const int s = shm_index();
   if (s < 0 || n_allocs < 2)
     return;
-  fprintf(f,
-          "\nPaired ratios: shmheap's advantage, median over repetitions of "
-          "(other/shmheap) for times,\n(shmheap/other) for rates and "
-          "utilisation; above 1 = shmheap better\n");
+  fprintf(f, "\nPaired ratios: shmheap's advantage, median over repetitions of "
+             "(other/shmheap) for times,\n(shmheap/other) for rates and "
+             "utilisation; above 1 = shmheap better\n");
   fprintf(f, "%-22s", "workload");
   for (int i = 0; i < n_allocs; i++)
     if (i != s)
@@ -1132,8 +1143,8 @@ static void print_targets(FILE *f) {
   char buf[512];
   fprintf(f, "\nIssue 3 targets (from the paired ratios above)\n");
   if (rb >= 0) {
-    const enum row_id timed[] = {R_LIFO, R_LIVE_1K, R_LIVE_10K, R_LIVE_100K,
-                                 R_FRAG_NS, R_TWO_2P};
+    const enum row_id timed[] = {R_LIFO,      R_LIVE_1K, R_LIVE_10K,
+                                 R_LIVE_100K, R_FRAG_NS, R_TWO_2P};
     for (size_t k = 0; k < sizeof timed / sizeof timed[0]; k++) {
       if (!row_selected(timed[k]))
         continue;
@@ -1185,8 +1196,8 @@ static void print_targets(FILE *f) {
     const double ms = row_median(R_FRAG_UTIL, s),
                  mr = row_median(R_FRAG_UTIL, rb);
     snprintf(buf, sizeof buf, "shmheap %.2f%%, boost-rbtree %.2f%%", ms, mr);
-    target(f, "fill-fragment utilisation >= boost-rbtree's", ms - mr,
-           ms >= mr, buf);
+    target(f, "fill-fragment utilisation >= boost-rbtree's", ms - mr, ms >= mr,
+           buf);
   }
   fprintf(f, "  (no system call on the hot path: run under strace -c -f with "
              "--hot-path, see bench/README.md)\n");
@@ -1194,8 +1205,7 @@ static void print_targets(FILE *f) {
 
 /* The SVG chart: median ns per pair against live blocks, log-log. */
 static void write_svg(const char *path) {
-  const enum row_id chart_rows[] = {R_LIFO, R_LIVE_1K, R_LIVE_10K,
-                                    R_LIVE_100K};
+  const enum row_id chart_rows[] = {R_LIFO, R_LIVE_1K, R_LIVE_10K, R_LIVE_100K};
   const int n_pts = 4;
   /* shmheap's lock floor, a hollow point under its lifo-small one */
   const int s = shm_index();
@@ -1222,8 +1232,8 @@ static void write_svg(const char *path) {
   const int y0 = (int)floor(log10(lo)), y1 = (int)ceil(log10(hi));
   const int ydec = y1 > y0 ? y1 - y0 : 1;
   const double x0 = 0, x1 = 5; /* 10^0 .. 10^5 live blocks */
-#define XPOS(lv) (ml + ((double)(lv) - x0) / (x1 - x0) * pw)
-#define YPOS(lv) (mt + ph - ((double)(lv) - y0) / ydec * ph)
+#define XPOS(lv) (ml + ((double)(lv)-x0) / (x1 - x0) * pw)
+#define YPOS(lv) (mt + ph - ((double)(lv)-y0) / ydec * ph)
   fprintf(f,
           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
           "height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
@@ -1244,8 +1254,7 @@ static void write_svg(const char *path) {
             "text-anchor=\"end\">%.0f</text>\n",
             ml, y, ml + pw, y, ml - 6, y + 4, pow(10, d));
   }
-  const char *xlabels[] = {"1 (lifo-small)", "10", "100", "1k", "10k",
-                           "100k"};
+  const char *xlabels[] = {"1 (lifo-small)", "10", "100", "1k", "10k", "100k"};
   for (int d = 0; d <= 5; d++) {
     const double x = XPOS(d);
     fprintf(f,
@@ -1269,8 +1278,9 @@ static void write_svg(const char *path) {
   /* one line per allocator */
   for (int i = 0; i < n_allocs; i++) {
     const struct allocator *a = allocs[i];
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
-               "points=\"",
+    fprintf(f,
+            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+            "points=\"",
             a->color);
     for (int k = 0; k < n_pts; k++) {
       const double m = row_median(chart_rows[k], i);
@@ -1282,18 +1292,19 @@ static void write_svg(const char *path) {
     for (int k = 0; k < n_pts; k++) {
       const double m = row_median(chart_rows[k], i);
       if (!isnan(m))
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" "
-                   "fill=\"%s\"/>\n",
-                XPOS(log10((double)rows[chart_rows[k]].live)),
-                YPOS(log10(m)), a->color);
+        fprintf(f,
+                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" "
+                "fill=\"%s\"/>\n",
+                XPOS(log10((double)rows[chart_rows[k]].live)), YPOS(log10(m)),
+                a->color);
     }
     const double ly = mt + 10 + 22 * i;
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
             "stroke=\"%s\" stroke-width=\"3\"/>\n<text x=\"%.1f\" "
             "y=\"%.1f\">%s</text>\n",
-            ml + pw + 60, ly, ml + pw + 85, ly, a->color, ml + pw + 91,
-            ly + 4, a->name);
+            ml + pw + 60, ly, ml + pw + 85, ly, a->color, ml + pw + 91, ly + 4,
+            a->name);
   }
   int legend_rows = n_allocs;
   if (!isnan(floor_ns)) {
@@ -1319,9 +1330,9 @@ static void write_svg(const char *path) {
     double ys[MAX_ALLOCATORS + 1];
     int order[MAX_ALLOCATORS + 1], n = 0;
     for (int i = 0; i <= n_allocs; i++) {
-      const double m = i < n_allocs      ? row_median(chart_rows[k], i)
-                       : k == 0 ? floor_ns
-                                          : NAN;
+      const double m = i < n_allocs ? row_median(chart_rows[k], i)
+                       : k == 0     ? floor_ns
+                                    : NAN;
       if (isnan(m))
         continue;
       int j = n++;
@@ -1392,9 +1403,9 @@ static void write_summary_csv(const char *path) {
       const double adv = s >= 0 && s != i && r != R_TWO_RATIO
                              ? paired_ratio((enum row_id)r, s, i)
                              : NAN;
-      fprintf(f, "%s,%s,%s,%.6g,%.6g,%.6g,%d,%zu,", rows[r].label,
-              rows[r].unit, allocs[i]->name, row_median((enum row_id)r, i),
-              mn, mx, n, timed_steps[r][i]);
+      fprintf(f, "%s,%s,%s,%.6g,%.6g,%.6g,%d,%zu,", rows[r].label, rows[r].unit,
+              allocs[i]->name, row_median((enum row_id)r, i), mn, mx, n,
+              timed_steps[r][i]);
       if (isnan(adv))
         fprintf(f, "\n");
       else
@@ -1408,18 +1419,18 @@ static void write_summary_csv(const char *path) {
 /* Command line                                                             */
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: shmheap-bench [options]\n"
-          "  --reps N          repetitions (default 5; env SHMHEAP_BENCH_REPS)\n"
-          "  --scale F         multiply the timed steps by F (default 1; env "
-          "SHMHEAP_BENCH_SCALE)\n"
-          "  --window-ms MS    two-process window per run (default 500; env "
-          "SHMHEAP_BENCH_WINDOW_MS)\n"
-          "  --workloads LIST  comma-separated subset of: lifo-small,"
-          "random-live-1k,\n"
-          "                    random-live-10k,random-live-100k,"
-          "fill-fragment,two-process\n"
-          "  --allocators LIST comma-separated subset of:");
+  fprintf(
+      f, "usage: shmheap-bench [options]\n"
+         "  --reps N          repetitions (default 5; env SHMHEAP_BENCH_REPS)\n"
+         "  --scale F         multiply the timed steps by F (default 1; env "
+         "SHMHEAP_BENCH_SCALE)\n"
+         "  --window-ms MS    two-process window per run (default 500; env "
+         "SHMHEAP_BENCH_WINDOW_MS)\n"
+         "  --workloads LIST  comma-separated subset of: lifo-small,"
+         "random-live-1k,\n"
+         "                    random-live-10k,random-live-100k,"
+         "fill-fragment,two-process\n"
+         "  --allocators LIST comma-separated subset of:");
   for (int i = 0; i < N_ALL_ALLOCATORS; i++)
     fprintf(f, "%s%s", i ? "," : " ", all_allocators[i].name);
   fprintf(f,
@@ -1517,7 +1528,8 @@ static void parse_args(int argc, char **argv) {
     exit(2);
   }
   for (int w = 0; w < N_WORKLOADS; w++)
-    workloads[w].selected = wl_list == NULL || in_list(wl_list, workloads[w].name);
+    workloads[w].selected =
+        wl_list == NULL || in_list(wl_list, workloads[w].name);
   for (int i = 0; i < N_ALL_ALLOCATORS; i++)
     if (al_list == NULL || in_list(al_list, all_allocators[i].name))
       allocs[n_allocs++] = &all_allocators[i];
@@ -1556,8 +1568,8 @@ int main(int argc, char **argv) {
 
   printf("shmheap benchmark: build %s, %d reps, scale %g, two-process "
          "window %.0f ms on CPUs %d,%d%s\n",
-         SHMHEAP_BENCH_BUILDTYPE, opt.reps, opt.scale, opt.window_ms,
-         cpus[0], cpus[n_cpus - 1], n_cpus < 2 ? " (only one CPU!)" : "");
+         SHMHEAP_BENCH_BUILDTYPE, opt.reps, opt.scale, opt.window_ms, cpus[0],
+         cpus[n_cpus - 1], n_cpus < 2 ? " (only one CPU!)" : "");
 #if !SHMHEAP_BENCH_BOOST
   printf("Boost.Interprocess not built in (no Boost headers or no C++ "
          "compiler): shmheap and glibc only\n");

@@ -31,8 +31,7 @@ typedef bip::basic_managed_shared_memory<
     bip::iset_index>
     seqfit_segment;
 
-template <typename Segment>
-void *create_segment(const char *name, size_t len) {
+template <typename Segment> void *create_segment(const char *name, size_t len) {
   try {
     return new Segment(bip::create_only, name, len);
   } catch (...) {
@@ -60,7 +59,9 @@ void *bx_rbtree_open(const char *name) {
   return open_segment<rbtree_segment>(name);
 }
 
-void bx_rbtree_close(void *seg) { delete static_cast<rbtree_segment *>(seg); }
+void bx_rbtree_close(void *seg) {
+  delete static_cast<rbtree_segment *>(seg);
+}
 
 void *bx_rbtree_alloc(void *seg, size_t sz) {
   return static_cast<rbtree_segment *>(seg)->allocate(sz, std::nothrow);
@@ -78,7 +79,9 @@ void *bx_seqfit_open(const char *name) {
   return open_segment<seqfit_segment>(name);
 }
 
-void bx_seqfit_close(void *seg) { delete static_cast<seqfit_segment *>(seg); }
+void bx_seqfit_close(void *seg) {
+  delete static_cast<seqfit_segment *>(seg);
+}
 
 void *bx_seqfit_alloc(void *seg, size_t sz) {
   return static_cast<seqfit_segment *>(seg)->allocate(sz, std::nothrow);
