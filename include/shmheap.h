@@ -34,12 +34,25 @@
 extern "C" {
 #endif
 
-/* The library's version, and the format version of the heaps it makes. A
- * process refuses to connect to a heap of another format version. */
+/* The version of this header (the library's version, semantic versioning:
+ * see NEWS), and the format version of the heaps this library makes. A
+ * process refuses to connect to a heap of another format version (EPROTO).
+ * SHMHEAP_CHECK_VERSION(major, minor, micro) is true at compile time when
+ * this header is at least that version; shmheap_version() tells the
+ * version of the library actually loaded at run time. */
 #define SHMHEAP_VERSION_MAJOR 0
-#define SHMHEAP_VERSION_MINOR 1
+#define SHMHEAP_VERSION_MINOR 2
 #define SHMHEAP_VERSION_MICRO 0
-#define SHMHEAP_FORMAT_VERSION 1
+#define SHMHEAP_VERSION_STRING "0.2.0"
+#define SHMHEAP_FORMAT_VERSION 2
+
+#define SHMHEAP_VERSION_ENCODE(major, minor, micro)                           \
+  (((major) << 16) | ((minor) << 8) | (micro))
+#define SHMHEAP_VERSION                                                        \
+  SHMHEAP_VERSION_ENCODE(SHMHEAP_VERSION_MAJOR, SHMHEAP_VERSION_MINOR,         \
+                         SHMHEAP_VERSION_MICRO)
+#define SHMHEAP_CHECK_VERSION(major, minor, micro)                             \
+  (SHMHEAP_VERSION >= SHMHEAP_VERSION_ENCODE(major, minor, micro))
 
 /* Bytes the heap keeps for itself on x86-64 (header plus the first block's
  * tag): on an empty heap of len bytes every request up to len -
@@ -56,8 +69,20 @@ typedef struct shmheap *shmheap_memory_handle;
  * heap's base), safe to store inside the heap to link objects. */
 typedef uint64_t shmheap_object_handle;
 
-/* The handle that names no object. */
-#define SHMHEAP_NULL_HANDLE ((shmheap_object_handle)0)
+/* The handle that names no object (a plain constant, clean in C and C++). */
+#define SHMHEAP_NULL_HANDLE UINT64_C(0)
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                   */
+
+/* The loaded library's version, SHMHEAP_VERSION_ENCODE(major, minor, micro);
+ * compare it with SHMHEAP_VERSION to see what the program was built with.
+ * Cost: O(1); async-signal-safe. */
+unsigned shmheap_version(void);
+
+/* The loaded library's version as "MAJOR.MINOR.MICRO". A static string.
+ * Cost: O(1); async-signal-safe. */
+const char *shmheap_version_string(void);
 
 /* ------------------------------------------------------------------------ */
 /* Heaps                                                                     */
@@ -80,6 +105,30 @@ shmheap_memory_handle shmheap_create(const char *name, size_t len);
  * Errors: as shmheap_create; EINVAL also when MODE has bits outside 0777. */
 shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
                                           mode_t mode);
+
+/* Like shmheap_create_mode, but the heap may grow to MAX_LEN bytes (a page
+ * multiple >= LEN, at most 2^48). Only LEN bytes are reserved in /dev/shm at
+ * create; the address space for MAX_LEN is reserved in every process that
+ * connects, so the heap grows in place: no object moves, and every pointer
+ * and handle stays valid in every process. An alloc, calloc or realloc that
+ * finds no fit grows the heap (doubling it when it can, else by what the
+ * request needs) before it fails with ENOMEM.
+ * Errors: as shmheap_create_mode; EINVAL also when MAX_LEN < LEN, MAX_LEN is
+ * not a page multiple or is larger than 2^48 (nothing is left in /dev/shm).
+ * Cost: as shmheap_create, plus reserving (not committing) MAX_LEN bytes of
+ * address space. */
+shmheap_memory_handle shmheap_create_growable(const char *name, size_t len,
+                                              size_t max_len, mode_t mode);
+
+/* Grows the heap to NEW_LEN bytes (a page multiple <= its max_len). The new
+ * space joins the heap as free memory. NEW_LEN <= the current size: 0,
+ * nothing changes. Every process sees the new size at once, without
+ * remapping.
+ * Errors: EINVAL (MEM is NULL, NEW_LEN is not a page multiple or is above
+ * max_len, or the heap was made without max_len), ENOSPC (/dev/shm cannot
+ * hold it: nothing changes), EUCLEAN.
+ * Cost: O(log n), plus the kernel's cost of reserving the new pages. */
+int shmheap_grow(shmheap_memory_handle mem, size_t new_len);
 
 /* Connects to the existing heap NAME, mapping it wherever the kernel
  * chooses. Every field of the heap's header is checked against the object's
@@ -174,6 +223,50 @@ void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
                             shmheap_object_handle hdl);
 
 /* ------------------------------------------------------------------------ */
+/* Names                                                                     */
+
+/* A name (KEY: 1..255 bytes plus the NUL) refers to an allocated object, by
+ * the handle shmheap_alloc's pointer has. Names live in the heap, so every
+ * process sees them and they survive crashes like everything else: after
+ * any crash a name is either fully there or absent. Freeing a named object
+ * (free, or realloc that moves it) removes its names: lookup never returns a
+ * freed block. An object may have several names. */
+
+/* Publishes HDL under KEY.
+ * Returns 0, or -1 with errno EEXIST (KEY is taken), EINVAL (MEM NULL, bad
+ * KEY, HDL not the start of a live object), ENOMEM (no room for the name),
+ * EUCLEAN. Cost: O(1) expected, plus an allocation when the directory
+ * grows. */
+int shmheap_publish(shmheap_memory_handle mem, const char *key,
+                    shmheap_object_handle hdl);
+
+/* The handle published under KEY; SHMHEAP_NULL_HANDLE with errno ENOENT (no
+ * such name) or EINVAL (MEM NULL, bad KEY), EUCLEAN. Cost: O(1) expected. */
+shmheap_object_handle shmheap_lookup(shmheap_memory_handle mem,
+                                     const char *key);
+
+/* Removes the name KEY; the object stays allocated.
+ * Returns 0, or -1 with errno ENOENT, EINVAL, EUCLEAN. Cost: O(1) expected. */
+int shmheap_unpublish(shmheap_memory_handle mem, const char *key);
+
+/* Atomically: the object named KEY if there is one (*CREATED = 0), else SZ
+ * zeroed bytes published under KEY (*CREATED = 1). Racing processes get the
+ * same object, and exactly one of them sees *CREATED == 1. CREATED may be
+ * NULL. Returns the object's address, or NULL with errno EINVAL, ENOMEM,
+ * EUCLEAN (nothing is created then). Cost: lookup, plus alloc and publish. */
+void *shmheap_lookup_or_alloc(shmheap_memory_handle mem, const char *key,
+                              size_t sz, int *created);
+
+/* Calls FN once per name, under the lock, in no particular order, until FN
+ * returns nonzero. FN must not call into the same heap.
+ * Returns 0 when every name was visited, FN's nonzero value when FN stopped,
+ * -1 with errno EINVAL (MEM or FN NULL) or EUCLEAN. Cost: O(names). */
+int shmheap_names(shmheap_memory_handle mem,
+                  int (*fn)(const char *key, shmheap_object_handle hdl,
+                            void *arg),
+                  void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Integrity and introspection                                              */
 
 /* Checks, under the lock, every boundary tag and the free index: sizes and
@@ -186,15 +279,21 @@ void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
 int shmheap_check(shmheap_memory_handle mem);
 
 struct shmheap_stats {
-  uint64_t size;           /* bytes in the heap's mapping */
-  uint64_t used_bytes;     /* bytes in allocated blocks, tags included */
-  uint64_t free_bytes;     /* bytes in free blocks, tags included */
-  uint64_t largest_free;   /* the largest request alloc would satisfy now */
-  uint64_t used_blocks;    /* allocated blocks */
-  uint64_t free_blocks;    /* free blocks */
-  uint32_t format_version; /* SHMHEAP_FORMAT_VERSION of the heap */
-  uint32_t reserved;       /* 0 */
+  uint64_t size;            /* bytes in the heap now (grows with shmheap_grow) */
+  uint64_t used_bytes;      /* bytes in allocated blocks, tags included */
+  uint64_t free_bytes;      /* bytes in free blocks, tags included */
+  uint64_t largest_free;    /* the largest request alloc satisfies now,
+                               without growing the heap (the largest free
+                               block's size less its 8-byte tag) */
+  uint64_t used_blocks;     /* allocated blocks */
+  uint64_t free_blocks;     /* free blocks */
+  uint32_t format_version;  /* SHMHEAP_FORMAT_VERSION of the heap */
+  uint32_t reserved;        /* 0 */
+  uint64_t max_size;        /* the most size may grow to; == size when the
+                               heap cannot grow */
+  uint64_t names;           /* published names */
 };
+
 
 /* Fills OUT with the heap's figures, taken under the lock so they agree with
  * each other. used_bytes + free_bytes + the header equal size.
@@ -207,6 +306,11 @@ struct shmheap_block {
   shmheap_object_handle offset; /* offset of the block's tag */
   uint64_t size;                /* bytes in the block, tag included */
   int used;                     /* 1 allocated, 0 free */
+  uint32_t reserved;            /* 0 */
+  shmheap_object_handle handle; /* used: the object's handle (what
+                                   ptr_to_handle gives for alloc's pointer);
+                                   free: SHMHEAP_NULL_HANDLE */
+  uint64_t usable;              /* used: shmheap_usable_size; free: 0 */
 };
 
 /* Calls FN for every block in address order, under the lock, until FN

@@ -28,8 +28,6 @@
 #include "region.h"
 
 enum {
-  SHH_TAG = 8,
-  SHH_MIN_BLOCK = 48, /* tag + 4 index words + footer */
   SHH_F_USED = 1,
   SHH_F_PREV_FREE = 2,
   SHH_F_MASK = 7,

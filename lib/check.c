@@ -40,7 +40,11 @@ static int walk(const struct shmheap *h, int strict, struct tally *t) {
         t->st.largest_free = size - SHH_TAG;
     }
     if (t->fn != NULL) {
-      struct shmheap_block blk = {off, size, used};
+      struct shmheap_block blk = {off, size, used, 0, 0, 0};
+      if (used) {
+        blk.handle = off + SHH_TAG;
+        blk.usable = size - SHH_TAG;
+      }
       if ((t->fn_result = t->fn(&blk, t->arg)) != 0)
         return 0;
     }
@@ -88,6 +92,7 @@ SHH_EXPORT int shmheap_stats(shmheap_memory_handle mem,
   if (locked_walk(mem, 0, &t) != 0)
     return -1;
   t.st.size = mem->len;
+  t.st.max_size = mem->len;
   t.st.format_version = SHMHEAP_FORMAT_VERSION;
   *out = t.st;
   return 0;

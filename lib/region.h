@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "layout.h"
 #include "shmheap.h"
 
 #define SHH_EXPORT __attribute__((visibility("default")))
@@ -37,22 +38,17 @@ struct shh_header {
   pthread_mutex_t lock; /* process-shared, robust */
 };
 
-/* Blocks start right after the header, at an offset that is 8 mod 16 so that
- * the payload after each 8-byte tag is 16-byte aligned. */
-#define SHH_FIRST ((uint64_t)((sizeof(struct shh_header) + 7) / 16 * 16 + 8))
 
 #if defined(__x86_64__) && defined(__GLIBC__)
 /* The 80-byte promise of SHMHEAP_OVERHEAD (header + first tag) holds here. */
 _Static_assert(sizeof(struct shh_header) == 72, "header must be 72 bytes");
-_Static_assert(SHH_FIRST == 72, "first block must start at 72");
+
 #endif
 _Static_assert(sizeof(pthread_mutex_t) % 8 == 0, "lock keeps 8-byte fields");
 _Static_assert(__builtin_offsetof(struct shh_header, len) == 16, "layout");
 _Static_assert(__builtin_offsetof(struct shh_header, root) == 24, "layout");
 _Static_assert(__builtin_offsetof(struct shh_header, lock) == 32, "layout");
 
-/* Sizes are kept in 48 bits of a tag. */
-#define SHH_MAX_LEN ((uint64_t)1 << 48)
 
 /* What a connecting process must share with the creator for the region's
  * layout to mean the same thing: pointer width, lock size, alignment, and a
