@@ -278,6 +278,20 @@ int shmheap_names(shmheap_memory_handle mem,
  * Cost: O(n) in the number of blocks. */
 int shmheap_check(shmheap_memory_handle mem);
 
+/* Where shmheap_check_detail found the first inconsistency. */
+struct shmheap_damage {
+  uint64_t offset; /* the block or index node at fault; 0 for the header */
+  char what[120];  /* what is wrong there: one line, NUL-terminated */
+};
+
+/* As shmheap_check; on EUCLEAN also fills OUT (which may be NULL) with the
+ * first inconsistency's offset and a one-line description. OUT is left
+ * untouched when the heap is consistent.
+ * Returns 0 or -1 with errno EUCLEAN or EINVAL (MEM is NULL).
+ * Cost: O(n) in the number of blocks. */
+int shmheap_check_detail(shmheap_memory_handle mem,
+                         struct shmheap_damage *out);
+
 struct shmheap_stats {
   uint64_t size;            /* bytes in the heap now (grows with shmheap_grow) */
   uint64_t used_bytes;      /* bytes in allocated blocks, tags included */

@@ -82,6 +82,12 @@ SHH_EXPORT int shmheap_check(shmheap_memory_handle mem) {
   return locked_walk(mem, 1, &t);
 }
 
+SHH_EXPORT int shmheap_check_detail(shmheap_memory_handle mem,
+                                    struct shmheap_damage *out) {
+  (void)out; /* the first bad offset is not reported yet */
+  return shmheap_check(mem);
+}
+
 SHH_EXPORT int shmheap_stats(shmheap_memory_handle mem,
                              struct shmheap_stats *out) {
   struct tally t = {0};

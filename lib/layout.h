@@ -26,6 +26,33 @@ enum {
   SHH_MIN_BLOCK = 48,
 };
 
+/* Where each field of the region header lives (format version 2), for
+ * readers that must not take the lock, such as `shmheap ls`. All fields are
+ * little-endian fixed-width integers. */
+enum {
+  SHH_HDR_MAGIC = 0,    /* u32 SHH_MAGIC */
+  SHH_HDR_VERSION = 4,  /* u16 SHMHEAP_FORMAT_VERSION */
+  SHH_HDR_STATE = 6,    /* u16 SHH_STATE_* */
+  SHH_HDR_ABI = 8,      /* u32 fingerprint of the creator's build */
+  SHH_HDR_KEY = 12,     /* u32 key of the tag check bits */
+  SHH_HDR_LEN = 16,     /* u64 the heap's current size */
+  SHH_HDR_ROOT = 24,    /* u64 offset of the free index's root */
+  SHH_HDR_LOCK = 32,    /* 16 bytes: the lock (lock.c) */
+  SHH_HDR_MAX_LEN = 48, /* u64 the most LEN may grow to; 0: cannot grow */
+  SHH_HDR_NAMES = 56,   /* u64 offset of the names directory, 0 if none */
+  SHH_HDR_SPARE = 64,   /* u64 0, kept for later use */
+};
+
+enum {
+  SHH_MAGIC = 0x484d4853u, /* "SHMH" read as a little-endian u32 */
+  /* state: 0 while the creator initialises, READY once it is done (written
+   * last, with release order), BROKEN when the heap was found damaged
+   * beyond repair: every later call then fails with EUCLEAN. */
+  SHH_STATE_INIT = 0,
+  SHH_STATE_READY = 1,
+  SHH_STATE_BROKEN = 2,
+};
+
 /* Block and heap sizes are kept in 48 bits. */
 #define SHH_MAX_LEN ((unsigned long long)1 << 48)
 

@@ -17,16 +17,6 @@
 
 #define SHH_EXPORT __attribute__((visibility("default")))
 
-enum {
-  SHH_MAGIC = 0x484d4853u, /* "SHMH" read as a little-endian u32 */
-  /* state: 0 while the creator initialises, READY once it is done (written
-   * last, with release order), BROKEN when recovery found tags it could not
-   * trust: every later call then fails with EUCLEAN. */
-  SHH_STATE_INIT = 0,
-  SHH_STATE_READY = 1,
-  SHH_STATE_BROKEN = 2,
-};
-
 struct shh_header {
   uint32_t magic;       /* SHH_MAGIC */
   uint16_t version;     /* SHMHEAP_FORMAT_VERSION */
