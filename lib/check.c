@@ -60,8 +60,11 @@ static int locked_walk(shmheap_memory_handle mem, int strict, struct tally *t) {
     errno = EINVAL;
     return -1;
   }
-  if (shh_lock(mem, NULL) != 0)
+  int lock_err = shh_lock(mem, NULL);
+  if (lock_err != 0) {
+    errno = lock_err;
     return -1;
+  }
   int rc = walk(mem, strict, t);
   if (rc == 0 && strict) {
     /* the index must list exactly the free blocks, and its root's maximum

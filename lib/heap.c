@@ -342,8 +342,11 @@ SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
     errno = EINVAL;
     return NULL;
   }
-  if (shh_lock(mem, NULL) != 0)
+  int lock_err = shh_lock(mem, NULL);
+  if (lock_err != 0) {
+    errno = lock_err;
     return NULL;
+  }
   int err = 0;
   void *p = alloc_locked(mem, sz, &err);
   shh_unlock(mem);
@@ -372,8 +375,11 @@ SHH_EXPORT void *shmheap_realloc(shmheap_memory_handle mem, void *ptr,
     errno = EINVAL;
     return NULL;
   }
-  if (shh_lock(mem, NULL) != 0)
+  int lock_err = shh_lock(mem, NULL);
+  if (lock_err != 0) {
+    errno = lock_err;
     return NULL;
+  }
   int err = 0;
   void *p = realloc_locked(mem, ptr, sz, &err);
   shh_unlock(mem);
@@ -407,8 +413,11 @@ SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {
     errno = EINVAL;
     return 0;
   }
-  if (shh_lock(mem, NULL) != 0)
+  int lock_err = shh_lock(mem, NULL);
+  if (lock_err != 0) {
+    errno = lock_err;
     return 0;
+  }
   struct blk a;
   int err = live_block(mem, ptr, &a);
   shh_unlock(mem);

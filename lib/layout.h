@@ -40,7 +40,7 @@ enum {
   SHH_HDR_LOCK = 32,    /* 16 bytes: the lock (lock.c) */
   SHH_HDR_MAX_LEN = 48, /* u64 the most LEN may grow to; 0: cannot grow */
   SHH_HDR_NAMES = 56,   /* u64 offset of the names directory, 0 if none */
-  SHH_HDR_SPARE = 64,   /* u64 0, kept for later use */
+  SHH_HDR_CHECK = 64,   /* u64 keyed hash of the fields fixed at create */
 };
 
 enum {

@@ -12,7 +12,7 @@
  */
 #include "block.h"
 #include "index.h"
-#include "lock.h"
+#include "recover.h"
 
 int shh_recover(struct shmheap *h) {
   uint64_t off = SHH_FIRST, free_count = 0;

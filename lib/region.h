@@ -9,7 +9,7 @@
 #ifndef SHMHEAP_REGION_H
 #define SHMHEAP_REGION_H
 
-#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "layout.h"
@@ -18,34 +18,58 @@
 #define SHH_EXPORT __attribute__((visibility("default")))
 
 struct shh_header {
-  uint32_t magic;       /* SHH_MAGIC */
-  uint16_t version;     /* SHMHEAP_FORMAT_VERSION */
-  uint16_t state;       /* SHH_STATE_* */
-  uint32_t abi;         /* shh_abi(): a heap of another build is refused */
-  uint32_t key;         /* per-heap key of the tag check bits */
-  uint64_t len;         /* bytes in the object; must equal fstat's size */
-  uint64_t root;        /* offset of the free index's root, 0 if none */
-  pthread_mutex_t lock; /* process-shared, robust */
+  uint32_t magic;   /* SHH_MAGIC */
+  uint16_t version; /* SHMHEAP_FORMAT_VERSION */
+  uint16_t state;   /* SHH_STATE_* */
+  uint32_t abi;     /* shh_abi(): a heap of another build is refused */
+  uint32_t key;     /* per-heap key of the tag check bits */
+  uint64_t len;     /* the heap's size now; the object holds at least this */
+  uint64_t root;    /* offset of the free index's root, 0 if none */
+  uint64_t lock;    /* the lock word (lock.h) */
+  uint64_t lock_spare;
+  uint64_t max_len; /* the most len may grow to; 0: the heap cannot grow */
+  uint64_t names;   /* offset of the names directory, 0 if none */
+  uint64_t check;   /* shh_header_check() of the fields fixed at create */
 };
 
-
-#if defined(__x86_64__) && defined(__GLIBC__)
-/* The 80-byte promise of SHMHEAP_OVERHEAD (header + first tag) holds here. */
-_Static_assert(sizeof(struct shh_header) == 72, "header must be 72 bytes");
-
-#endif
-_Static_assert(sizeof(pthread_mutex_t) % 8 == 0, "lock keeps 8-byte fields");
-_Static_assert(__builtin_offsetof(struct shh_header, len) == 16, "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, root) == 24, "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, lock) == 32, "layout");
-
+/* The header is made of fixed-width fields only, at the offsets layout.h
+ * gives to readers that do not link the library. */
+_Static_assert(sizeof(struct shh_header) == SHH_HEADER_SIZE, "header size");
+_Static_assert(SHH_FIRST >= SHH_HEADER_SIZE &&
+                   SHH_FIRST % SHH_ALIGN == SHH_BLOCK_PHASE &&
+                   SHH_BLOCK_PHASE == SHH_TAG,
+               "the first payload is aligned");
+_Static_assert(__builtin_offsetof(struct shh_header, version) ==
+                   SHH_HDR_VERSION,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, state) == SHH_HDR_STATE,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, abi) == SHH_HDR_ABI,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, key) == SHH_HDR_KEY,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, len) == SHH_HDR_LEN,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, root) == SHH_HDR_ROOT,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, lock) == SHH_HDR_LOCK,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, max_len) ==
+                   SHH_HDR_MAX_LEN,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, names) == SHH_HDR_NAMES,
+               "layout");
+_Static_assert(__builtin_offsetof(struct shh_header, check) == SHH_HDR_CHECK,
+               "layout");
+_Static_assert(SHMHEAP_OVERHEAD == SHH_FIRST + SHH_TAG, "the 80-byte promise");
+_Static_assert(SHMHEAP_ALIGNMENT == SHH_ALIGN, "alignment");
 
 /* What a connecting process must share with the creator for the region's
- * layout to mean the same thing: pointer width, lock size, alignment, and a
- * byte-order marker. */
+ * layout to mean the same thing: pointer width, alignment, and a
+ * byte-order marker (the region itself holds fixed-width integers only). */
 static inline uint32_t shh_abi(void) {
-  return (uint32_t)sizeof(void *) | (uint32_t)sizeof(pthread_mutex_t) << 8 |
-         (uint32_t) _Alignof(max_align_t) << 16 | (uint32_t)0x5a << 24;
+  return (uint32_t)sizeof(void *) | (uint32_t) _Alignof(max_align_t) << 16 |
+         (uint32_t)0x5a << 24;
 }
 
 /* A process's connection. Read-only after connect, so the threads of a
@@ -53,7 +77,10 @@ static inline uint32_t shh_abi(void) {
 struct shmheap {
   unsigned char *base; /* this process's mapping */
   uint64_t len;        /* validated at connect; never re-read from the region */
+  uint64_t map_len;    /* bytes mapped at base (max_len for a growable heap) */
   uint64_t key;        /* expanded tag key */
+  uint32_t lock_key;   /* the header's key, for the lock word's check bits */
+  int fd;              /* the object, kept open to check and grow its size */
 #ifdef SHH_CRASH_POINTS
   long crash_at; /* from SHMHEAP_CRASH_AT at connect; 0 = never */
   long crash_count;
@@ -73,6 +100,18 @@ static inline uint64_t *shh_at(const struct shmheap *h, uint64_t off) {
 static inline uint64_t shh_expand_key(uint32_t key) {
   uint64_t k = (uint64_t)key * 0x9e3779b97f4a7c15ull;
   return k ^ (k >> 31) ^ 0x6a09e667f3bcc909ull;
+}
+
+/* A keyed hash of the header fields that never change after create, so
+ * that a scribble on one of them (say max_len) is refused at connect. */
+static inline uint64_t shh_header_check(const struct shh_header *hd) {
+  uint64_t x = (uint64_t)hd->magic << 32 ^ (uint64_t)hd->version << 16 ^
+               (uint64_t)hd->abi * 0x9e3779b97f4a7c15ull ^ hd->max_len;
+  x ^= shh_expand_key(hd->key);
+  x ^= x >> 31;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 29;
+  return x;
 }
 
 /* Test-only deterministic crash injection: the Nth ordered write point of a
