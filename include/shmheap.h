@@ -12,12 +12,23 @@
  * the free blocks are indexed by address in a balanced tree that finds the
  * first fit in O(log n).
  *
- * Concurrency: every call that touches the heap takes one process-shared,
- * robust mutex stored inside the heap. A process that dies holding it does
- * not take the heap down: the next locker repairs the heap from its boundary
- * tags before it goes on. All calls are safe from any number of threads and
- * processes at once; a memory handle may be shared by the threads of one
- * process.
+ * Concurrency: every call that touches the heap takes one process-shared
+ * lock stored inside the heap. A process that dies holding it does not take
+ * the heap down: a process waiting for the lock finds the owner gone
+ * (within about 10 ms) and repairs the heap from its boundary tags before it
+ * goes on. All calls are safe from any number of threads and processes at
+ * once; a memory handle may be shared by the threads of one process. A
+ * thread that calls into a heap whose lock it already holds (from a walk or
+ * names callback) gets EDEADLK. None of the calls is async-signal-safe
+ * except shmheap_version, shmheap_version_string, shmheap_ptr_to_handle,
+ * shmheap_handle_to_ptr and shmheap_underlying.
+ *
+ * Processes sharing a heap must share a PID namespace for a dead lock
+ * owner to be found: an owner in another PID namespace is waited for, never
+ * judged (so a process that dies there holding the lock blocks the others
+ * until a process of its own namespace calls in and repairs the heap). A
+ * lock word that another process scribbled over is detected by its check
+ * bits: the heap is then marked broken (EUCLEAN), never waited on for ever.
  *
  * Errors: calls that fail return NULL, SHMHEAP_NULL_HANDLE, 0 or -1 and set
  * errno; the errno values are listed with each call. The library never
@@ -89,10 +100,12 @@ const char *shmheap_version_string(void);
 
 /* Creates the heap NAME of LEN bytes with permissions 0600, and connects to
  * it. NAME is a POSIX shared memory name: a leading '/', no other '/', at
- * most NAME_MAX characters after the slash. LEN is a nonzero multiple of the
- * page size. The memory is reserved at once, so a full /dev/shm fails here
- * with ENOSPC rather than with SIGBUS later. Nothing is left behind on
- * failure.
+ * most NAME_MAX characters after the slash, and not "/." or "/..". LEN is a
+ * nonzero multiple of the page size. The memory is reserved at once, so a
+ * full /dev/shm fails here with ENOSPC rather than with SIGBUS later. The
+ * heap is built under a private name and given NAME only once it is whole
+ * (an atomic link that never replaces an existing name), so no process
+ * ever connects to a half-made heap, and nothing is left behind on failure.
  * Errors: EEXIST (NAME is taken; the existing object is untouched), EINVAL
  * (NAME is not a valid name; LEN is 0, not a multiple of the page size or
  * larger than 2^48), ENOSPC, EACCES, EMFILE, ENFILE, ENOMEM.
@@ -138,15 +151,19 @@ int shmheap_grow(shmheap_memory_handle mem, size_t new_len);
  * then waits for the lock like any other.
  * Errors: ENOENT (no such object), EACCES (no read and write access),
  * EINVAL (not a valid name, or the object is not a shmheap: bad magic, a
- * header that disagrees with the object's size, a damaged lock: one held
- * by a thread that no longer exists), EPROTO (a
- * shmheap of another format version, or made by a build with another ABI:
- * pointer width, lock size or alignment), EAGAIN (the creator has not
- * finished initialising: it is slow, or it died half-way through create;
- * an operator removes such an object with shmheap_destroy(name, NULL) or
- * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond repair
- * and marked broken; it can only be destroyed), ENOMEM, EMFILE, ENFILE. Cost:
- * O(1). */
+ * header that disagrees with the object's size or fails its check word, an
+ * empty or truncated object, a FIFO, a symbolic link), EPROTO (a shmheap of
+ * another format version, or made by a build with another ABI: pointer
+ * width, alignment), EAGAIN (a heap made in place, where /dev/shm does not
+ * allow the atomic link create normally uses, has not finished
+ * initialising: its creator is slow, or died half-way through create; an
+ * operator removes such an object with shmheap_destroy(name, NULL) or
+ * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond
+ * repair, or its lock word scribbled over, and marked broken; it can only
+ * be destroyed), ENOMEM (also when the address space for a growable heap's
+ * max_len cannot be reserved), EMFILE, ENFILE. Each connection keeps the
+ * object open (one file descriptor) until it is disconnected. Cost: O(1).
+ */
 shmheap_memory_handle shmheap_connect(const char *name);
 
 /* Unmaps the heap from this process and frees MEM. The heap and its objects
@@ -201,7 +218,8 @@ void *shmheap_realloc(shmheap_memory_handle mem, void *ptr, size_t sz);
 /* Frees the block at PTR. NULL is a no-op. A pointer that is not the start
  * of a live block (a double free, an interior pointer, a pointer outside the
  * heap) is refused with errno EINVAL and the heap is left unchanged; a
- * damaged tag is refused with errno EUCLEAN.
+ * damaged tag is refused with errno EUCLEAN. errno is left alone on
+ * success: set it to 0 before the call to see whether free refused.
  * Cost: O(1) merging with both neighbours, O(log n) index update. */
 void shmheap_free(shmheap_memory_handle mem, void *ptr);
 
@@ -328,8 +346,8 @@ struct shmheap_block {
 };
 
 /* Calls FN for every block in address order, under the lock, until FN
- * returns nonzero. FN must not call into the same heap (it would deadlock)
- * and must not keep the block beyond the call.
+ * returns nonzero. FN must not call into the same heap (such a call fails
+ * with EDEADLK) and must not keep the block beyond the call.
  * Returns 0 when every block was visited, FN's nonzero value when FN
  * stopped the walk, -1 with errno EINVAL (MEM or FN is NULL) or EUCLEAN.
  * Cost: O(n) in the number of blocks. */
