@@ -30,11 +30,22 @@ struct entry {
   bool has_names;
 };
 
-static uint64_t le_bytes(const unsigned char *p, int n) {
+/* The little-endian integer of N bytes at P (the header's byte order). */
+static uint64_t le_bytes(const unsigned char *p, size_t n) {
   uint64_t v = 0;
-  for (int i = n - 1; i >= 0; i--)
-    v = v << 8 | p[i];
+  while (n--)
+    v = v << 8 | p[n];
   return v;
+}
+
+static uint16_t le16(const unsigned char *p) {
+  return (uint16_t)le_bytes(p, sizeof(uint16_t));
+}
+static uint32_t le32(const unsigned char *p) {
+  return (uint32_t)le_bytes(p, sizeof(uint32_t));
+}
+static uint64_t le64(const unsigned char *p) {
+  return le_bytes(p, sizeof(uint64_t));
 }
 
 /* Reads E's header from FD (open read-only) and says what E is. */
@@ -49,28 +60,26 @@ static void read_header(int fd, struct entry *e) {
   }
   /* A creator that has not written its header yet shows an empty or all-
    * zero object; shmheap_connect waits for such an object too. */
-  uint32_t magic =
-      got == (ssize_t)sizeof h ? (uint32_t)le_bytes(h + SHH_HDR_MAGIC, 4) : 0;
-  uint16_t state = got == (ssize_t)sizeof h
-                       ? (uint16_t)le_bytes(h + SHH_HDR_STATE, 2)
-                       : SHH_STATE_INIT;
-  if (magic == 0 && state == SHH_STATE_INIT && (got > 0 || size == 0))
+  bool whole = got == (ssize_t)sizeof h;
+  uint32_t magic = whole ? le32(h + SHH_HDR_MAGIC) : 0;
+  uint16_t state = whole ? le16(h + SHH_HDR_STATE) : SHH_STATE_INIT;
+  if (magic == 0 && state == SHH_STATE_INIT && (whole || size == 0))
     e->state = "initialising";
   if (magic != SHH_MAGIC)
     return;
-  e->format = (unsigned)le_bytes(h + SHH_HDR_VERSION, 2);
+  e->format = le16(h + SHH_HDR_VERSION);
   if (e->format != SHMHEAP_FORMAT_VERSION) {
     e->state = "other format";
     return;
   }
-  uint64_t len = le_bytes(h + SHH_HDR_LEN, 8);
-  uint64_t max_len = le_bytes(h + SHH_HDR_MAX_LEN, 8);
+  uint64_t len = le64(h + SHH_HDR_LEN);
+  uint64_t max_len = le64(h + SHH_HDR_MAX_LEN);
   /* 0: the heap cannot grow; a value below its size or past the largest
    * heap is not one a heap can have, and is shown as unknown. */
   if (max_len == 0)
     max_len = len;
   e->max_size = max_len >= len && max_len <= SHH_MAX_LEN ? max_len : 0;
-  e->has_names = le_bytes(h + SHH_HDR_NAMES, 8) != 0;
+  e->has_names = le64(h + SHH_HDR_NAMES) != 0;
   e->state = state == SHH_STATE_READY    ? "ready"
              : state == SHH_STATE_INIT   ? "initialising"
              : state == SHH_STATE_BROKEN ? "broken"

@@ -118,7 +118,7 @@ static void print_runs_json(const struct heap_map *m) {
 }
 
 static int run_map(const struct opts *o) {
-  uint64_t width = 64;
+  uint64_t width = MAP_WIDTH_DEFAULT;
   if (o->width &&
       (!parse_size(o->width, &width) || width == 0 || width > MAP_WIDTH_MAX))
     return usage_error("map", "bad width '%s' (1 to %d)", o->width,

@@ -97,7 +97,6 @@ static void write_escaped(FILE *f, const unsigned char *s) {
       fprintf(f, "\\u%04x", c);
     } else if (n == 0) {
       fputs("\\ufffd", f);
-      n = 1;
     } else {
       fwrite(s, 1, n, f);
     }

@@ -191,8 +191,9 @@ struct heap_map {
   size_t n;
 };
 
-/* Cells in the SVG picture at most, whatever the number of blocks. */
-enum { MAP_SVG_CELLS = 4096, MAP_WIDTH_MAX = 4096 };
+/* Cells in the SVG picture at most, whatever the number of blocks, and in
+ * the text bar by default and at most. */
+enum { MAP_SVG_CELLS = 4096, MAP_WIDTH_DEFAULT = 64, MAP_WIDTH_MAX = 4096 };
 
 /* Fills CELL_USED[0..NCELLS) with the used bytes (header included) in each
  * cell; cell c covers [cell_start(c), cell_start(c + 1)). */
