@@ -297,7 +297,7 @@ dist_contents() {
   tar -tJf "$tarball" >"$TMP/dist.list"
   local f
   for f in meson.build meson_options.txt include/shmheap.h lib/meson.build \
-    tools/shmheap.c doc/shmheap.3 doc/shmheap.1 test/meson.build \
+    tools/main.c doc/shmheap.3 doc/shmheap.1 test/meson.build \
     test/consumer/meson.build subprojects/shmheap.wrap; do
     grep -qx "shmheap-[0-9.]*/$f" "$TMP/dist.list" || {
       echo "missing from the tarball: $f"
