@@ -343,18 +343,6 @@ static void test_map_svg_large(void) {
   shmheap_destroy(NULL, mem);
 }
 
-/* The maximum size ls must show for the heap NAME of LEN bytes, as text:
- * the header's max_len, or LEN when it is 0 (the heap cannot grow); "-"
- * for a value no heap of LEN bytes can have. */
-static char *ls_max_size(const char *name, guint64 len) {
-  guint64 max = header_u64(name, SHH_HDR_MAX_LEN);
-  if (max == 0)
-    max = len;
-  if (max < len || max > SHH_MAX_LEN)
-    return g_strdup("-");
-  return g_strdup_printf("%" G_GUINT64_FORMAT, max);
-}
-
 /* Asserts ls's text line for NAME: SIZE, MAX (as text), MODE, STATE, and
  * this user as the owner. */
 static void assert_ls_line(const char *out, const char *name, int size,
@@ -370,9 +358,9 @@ static void assert_ls_line(const char *out, const char *name, int size,
 }
 
 /* Asserts ls --json's entry for the ready heap NAME of SIZE bytes, mode
- * MODE, whose maximum size ls shows as MAX. */
+ * MODE, that cannot grow and has no names. */
 static void assert_ls_json(GHashTable *j, const char *name, guint64 size,
-                           const char *mode, const char *max) {
+                           const char *mode) {
   struct passwd *pw = getpwuid(geteuid());
   g_assert_nonnull(pw);
   int at = json_find(j, "", "name", name);
@@ -383,6 +371,7 @@ static void assert_ls_json(GHashTable *j, const char *name, guint64 size,
     const char *str;
   } fields[] = {
       {"size", size, NULL},
+      {"max_size", size, NULL},
       {"format_version", SHMHEAP_FORMAT_VERSION, NULL},
       {"uid", geteuid(), NULL},
       {"state", 0, "ready"},
@@ -397,14 +386,8 @@ static void assert_ls_json(GHashTable *j, const char *name, guint64 size,
       g_assert_cmpuint(json_u64(j, p), ==, fields[i].num);
     g_free(p);
   }
-  char *p = jpath("", at, "max_size");
-  if (strcmp(max, "-") == 0)
-    g_assert_cmpstr(json_raw(j, p), ==, "null");
-  else
-    g_assert_cmpuint(json_u64(j, p), ==, g_ascii_strtoull(max, NULL, 10));
-  g_free(p);
-  p = jpath("", at, "has_names");
-  g_assert_cmpint(json_bool(j, p), ==, header_u64(name, SHH_HDR_NAMES) != 0);
+  char *p = jpath("", at, "has_names");
+  g_assert_false(json_bool(j, p));
   g_free(p);
 }
 
@@ -422,14 +405,13 @@ static void test_ls(void) {
   run_clear(&r);
   make_non_heap(junk, 8192, 0x11);
   make_non_heap(zero, 8192, 0);
-  char *max_a = ls_max_size(a, 64 * 1024), *max_b = ls_max_size(b, 1 << 20);
 
   r = tool("ls", NULL);
   g_assert_cmpint(r.code, ==, 0);
   g_assert_cmpstr(r.err, ==, "");
   g_assert_true(g_str_has_prefix(r.out, "NAME "));
-  assert_ls_line(r.out, a, 64 * 1024, max_a, 0600, "ready");
-  assert_ls_line(r.out, b, 1024 * 1024, max_b, 0640, "ready");
+  assert_ls_line(r.out, a, 64 * 1024, "65536", 0600, "ready");
+  assert_ls_line(r.out, b, 1024 * 1024, "1048576", 0640, "ready");
   assert_ls_line(r.out, junk, 8192, "-", 0600, "not a heap");
   assert_ls_line(r.out, zero, 8192, "-", 0600, "initialising");
   run_clear(&r);
@@ -437,8 +419,8 @@ static void test_ls(void) {
   r = tool("ls", "--json", NULL);
   g_assert_cmpint(r.code, ==, 0);
   GHashTable *j = json_parse(r.out);
-  assert_ls_json(j, a, 64 * 1024, "0600", max_a);
-  assert_ls_json(j, b, 1024 * 1024, "0640", max_b);
+  assert_ls_json(j, a, 64 * 1024, "0600");
+  assert_ls_json(j, b, 1024 * 1024, "0640");
   int at = json_find(j, "", "name", junk);
   g_assert_cmpint(at, >=, 0);
   char *p = jpath("", at, "max_size");
@@ -455,10 +437,8 @@ static void test_ls(void) {
   r = tool("ls", NULL);
   g_assert_cmpint(r.code, ==, 0);
   g_assert_null(ls_line(r.out, a));
-  assert_ls_line(r.out, b, 1024 * 1024, max_b, 0640, "ready");
+  assert_ls_line(r.out, b, 1024 * 1024, "1048576", 0640, "ready");
   run_clear(&r);
-  g_free(max_a);
-  g_free(max_b);
   g_assert_cmpint(shm_unlink(b), ==, 0);
   g_assert_cmpint(shm_unlink(junk), ==, 0);
   g_assert_cmpint(shm_unlink(zero), ==, 0);

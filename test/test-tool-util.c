@@ -377,17 +377,3 @@ char *ls_line(const char *out, const char *name) {
       return g_strdup(*l);
   return NULL;
 }
-
-/* The little-endian u64 at OFF of NAME's header, read the way ls reads it
- * (read-only, at lib/layout.h's offsets). */
-guint64 header_u64(const char *name, size_t off) {
-  int fd = shm_open(name, O_RDONLY, 0);
-  g_assert_cmpint(fd, >=, 0);
-  unsigned char b[8];
-  g_assert_cmpint(pread(fd, b, sizeof b, (off_t)off), ==, (ssize_t)sizeof b);
-  close(fd);
-  guint64 v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = v << 8 | b[i];
-  return v;
-}

@@ -114,10 +114,6 @@ void assert_ls_state(const char *name, const char *state, unsigned format);
 /* The line of text ls prints for NAME (g_free it), or NULL. */
 char *ls_line(const char *out, const char *name);
 
-/* The little-endian u64 at OFF of NAME's header, read the way ls reads it
- * (read-only, at lib/layout.h's offsets). */
-guint64 header_u64(const char *name, size_t off);
-
 /* The test cases of each file, registered with g_test_add_func. */
 void add_inspect_tests(void);
 void add_map_tests(void);
