@@ -295,10 +295,10 @@ static void test_busy(void) {
    * commands that need the lock give up after a bounded wait with exit 5
    * instead of hanging; ls takes no lock and lists it as ready. */
   r = tool("info", name, NULL);
-  assert_error(&r, EXIT_BUSY, "busy");
+  assert_error(&r, EXIT_BUSY, "busy: another process has held the heap's lock");
   run_clear(&r);
   r = tool("check", name, "--json", NULL);
-  assert_error(&r, EXIT_BUSY, "busy");
+  assert_error(&r, EXIT_BUSY, "busy: another process has held the heap's lock");
   run_clear(&r);
   r = tool("ls", NULL);
   g_assert_cmpint(r.code, ==, 0);
