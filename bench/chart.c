@@ -77,8 +77,9 @@ static void plot_frame(const struct plot *p, const char *title, int n,
     fprintf(f,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
             "stroke=\"#ddd\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
-            "text-anchor=\"end\">%g</text>\n",
-            p->ml, y, p->ml + p->pw, y, p->ml - 6, y + 4, pow(10, d));
+            "text-anchor=\"end\">%.*f</text>\n",
+            p->ml, y, p->ml + p->pw, y, p->ml - 6, y + 4, d < 0 ? -d : 0,
+            pow(10, d));
   }
   for (int k = 0; k < n; k++) {
     const double x = px(p, xs[k]);
@@ -257,14 +258,12 @@ static void write_procs_chart(const char *path) {
     return;
   const double xs[N_PROC_PTS] = {0, 1, 2};
   const char *const tick_labels[N_PROC_PTS] = {"1", "2", "4"};
-  char title[160];
-  snprintf(title, sizeof title,
-           "lifo-small on one heap: total Mpairs/s against processes "
-           "(%d CPUs)",
-           cpu_count());
-  plot_frame(&p, title, N_PROC_PTS, xs, tick_labels,
-             "processes, pinned round-robin to the CPUs",
-             "total Mpairs/s (log scale)");
+  char xtitle[96];
+  snprintf(xtitle, sizeof xtitle,
+           "processes on one heap, pinned round-robin to %d CPU%s", cpu_count(),
+           cpu_count() == 1 ? "" : "s");
+  plot_frame(&p, "lifo-small: total pairs/s against processes", N_PROC_PTS, xs,
+             tick_labels, xtitle, "total Mpairs/s (log scale)");
   double vs[N_PROC_PTS];
   for (int i = 0; i < n_allocs; i++) {
     for (int k = 0; k < N_PROC_PTS; k++)
