@@ -30,11 +30,9 @@ static void usage(FILE *f) {
              "  --window-ms MS    multi-process window per run (default 500; "
              "env SHMHEAP_BENCH_WINDOW_MS)\n"
              "  --workloads LIST  comma-separated subset of:");
-  for (int w = 0; w < N_WORKLOADS; w++)
-    fprintf(f, "%s%s",
-            w == 0  ? "\n                    "
-            : w % 4 ? ","
-                    : ",\n                    ",
+  const char *indent = "\n                    ";
+  for (int w = 0; w < N_WORKLOADS; w++) /* four names a line */
+    fprintf(f, "%s%s%s", w == 0 ? "" : ",", w % 4 == 0 ? indent : "",
             workloads[w].name);
   fprintf(f, "\n  --allocators LIST comma-separated subset of:");
   for (int i = 0; i < n_all_allocators; i++)
@@ -51,8 +49,7 @@ static void usage(FILE *f) {
           "for strace -c -f\n");
 }
 
-/* Whether NAME is one of the comma-separated LIST; every name in LIST
- * must be one of the N in NAMES (else exit 2). */
+/* Whether NAME is one of the comma-separated LIST. */
 static bool in_list(const char *list, const char *name) {
   const size_t n = strlen(name);
   for (const char *p = list; *p;) {
