@@ -168,6 +168,7 @@ void *xmalloc(size_t n);
 /* drivers.c: one workload on allocator AI in repetition REP. */
 void run_lifo(int ai, int rep);
 void run_lock_floor(int ai, int rep);
+void run_mutex_floor(int ai, int rep);
 void run_cas_floor(int ai, int rep);
 void run_live(enum workload_id w, int ai, int rep);
 void run_frag(int ai, int rep);
@@ -185,9 +186,10 @@ void run_grow(int ai, int rep);
 
 enum row_id {
   R_LIFO,
-  R_LOCK_FLOOR, /* shmheap's column only: 2 x (lock + unlock) per pair */
-  R_LIFO_NET,   /* shmheap's column only: lifo-small minus the floor */
-  R_CAS_FLOOR,  /* shmheap's column only: the cheapest lock there is, x2 */
+  R_LOCK_FLOOR,  /* shmheap's column only: its lock, 2 x (lock + unlock) */
+  R_LIFO_NET,    /* shmheap's column only: lifo-small minus the floor */
+  R_MUTEX_FLOOR, /* shmheap's column only: a robust pthread mutex, x2 */
+  R_CAS_FLOOR,   /* shmheap's column only: the cheapest lock there is, x2 */
   R_LIVE_1K,
   R_LIVE_10K,
   R_LIVE_100K,

@@ -1,5 +1,6 @@
 /* drivers.c: timing one workload on one allocator in one repetition, and
- * recording the result: lifo-small with shmheap's lock floors beside it,
+ * recording the result: lifo-small with the lock floors beside it
+ * (shmheap's own lock, a robust pthread mutex, a bare CAS lock),
  * random-live, fill-fragment, and the multi-process workloads (lifo-small
  * in 1, 2 and 4 processes, random-live-1k in 1 and 2) whose per-process
  * bodies are here while runner.c forks and pins the processes. */
@@ -9,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "bench.h"
+#include "layout.h"
 
 void fail_run(const struct allocator *a, enum workload_id w, const char *what) {
   fprintf(stderr, "bench: %s on %s: %s failed (errno %d: %s)\n",
@@ -48,7 +51,7 @@ static pthread_mutex_t *shared_mutex(void) {
   pthread_mutex_t *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (m == MAP_FAILED) {
-    perror("bench: lock floor: mmap");
+    perror("bench: mutex floor: mmap");
     return NULL;
   }
   pthread_mutexattr_t attr;
@@ -61,19 +64,66 @@ static pthread_mutex_t *shared_mutex(void) {
     rc = pthread_mutex_init(m, &attr);
   pthread_mutexattr_destroy(&attr);
   if (rc != 0) {
-    fprintf(stderr, "bench: lock floor: mutex init: %s\n", strerror(rc));
+    fprintf(stderr, "bench: mutex floor: mutex init: %s\n", strerror(rc));
     munmap(m, 4096);
     return NULL;
   }
   return m;
 }
 
-/* The floor under shmheap's lifo-small: per pair, exactly the locking its
- * hot path does (alloc and free each take and drop the heap's robust,
- * process-shared mutex), on such a mutex in a MAP_SHARED page, as many
- * times as lifo-small has pairs. Recorded in shmheap's column (AI), with
- * shmheap's lifo-small of this rep minus the floor beside it. */
+/* The lock word's waiter bits (STARVING, WAITERS: bits 30 and 31 of the
+ * word, lib/lock.h): an unlock that finds one must wake a sleeper. */
+static const uint32_t lock_waiter_bits = 3u << 30;
+
+/* The floor under shmheap's lifo-small: per pair, twice (alloc and free
+ * each lock once) the uncontended path of the library's own lock as
+ * lib/lock.c takes it: a 64-bit compare-and-swap of the word from 0 to the
+ * owner's word (acquire), a load of the heap's state, and on unlock a
+ * compare-and-swap back to 0 (release) whose old value is checked for
+ * waiters (the owner's word, which the library derives from cached ids
+ * with a few multiplies, is a constant here). On a header-shaped page in
+ * MAP_SHARED memory, as many times as lifo-small has pairs. Recorded in
+ * shmheap's column (AI), with shmheap's lifo-small of this rep minus the
+ * floor beside it. */
 void run_lock_floor(int ai, int rep) {
+  unsigned char *hdr = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (hdr == MAP_FAILED) {
+    perror("bench: lock floor: mmap");
+    return;
+  }
+  uint64_t *word = (uint64_t *)(void *)(hdr + SHH_HDR_LOCK);
+  uint16_t *state = (uint16_t *)(void *)(hdr + SHH_HDR_STATE);
+  *state = SHH_STATE_READY;
+  const uint64_t own = (uint64_t)0x5a5a5 << 32 | (uint32_t)getpid();
+  const size_t n = scaled(workloads[W_LIFO].steps);
+  size_t failed = 0;
+  const double t0 = now_ns();
+  for (size_t i = 0; i < 2 * n; i++) {
+    uint64_t v = 0;
+    failed += !__atomic_compare_exchange_n(word, &v, own, false,
+                                           __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    failed += __atomic_load_n(state, __ATOMIC_RELAXED) != SHH_STATE_READY;
+    v = __atomic_load_n(word, __ATOMIC_RELAXED);
+    failed += !__atomic_compare_exchange_n(word, &v, 0, false, __ATOMIC_RELEASE,
+                                           __ATOMIC_RELAXED);
+    failed += ((uint32_t)v & lock_waiter_bits) != 0;
+  }
+  const double t1 = now_ns();
+  munmap(hdr, 4096);
+  if (failed != 0) {
+    fprintf(stderr, "bench: lock floor: %zu lock steps failed\n", failed);
+    return;
+  }
+  const double floor_ns = (t1 - t0) / (double)n;
+  record(R_LOCK_FLOOR, ai, rep, floor_ns, n);
+  if (!isnan(result[R_LIFO][ai][rep]))
+    record(R_LIFO_NET, ai, rep, result[R_LIFO][ai][rep] - floor_ns, n);
+}
+
+/* For comparison: the same locking on a robust, process-shared pthread
+ * mutex in a MAP_SHARED page (2 x lock + unlock per pair). */
+void run_mutex_floor(int ai, int rep) {
   pthread_mutex_t *m = shared_mutex();
   if (m == NULL)
     return;
@@ -90,13 +140,10 @@ void run_lock_floor(int ai, int rep) {
   pthread_mutex_destroy(m);
   munmap(m, 4096);
   if (rc != 0) {
-    fprintf(stderr, "bench: lock floor: lock or unlock failed\n");
+    fprintf(stderr, "bench: mutex floor: lock or unlock failed\n");
     return;
   }
-  const double floor_ns = (t1 - t0) / (double)n;
-  record(R_LOCK_FLOOR, ai, rep, floor_ns, n);
-  if (!isnan(result[R_LIFO][ai][rep]))
-    record(R_LIFO_NET, ai, rep, result[R_LIFO][ai][rep] - floor_ns, n);
+  record(R_MUTEX_FLOOR, ai, rep, (t1 - t0) / (double)n, n);
 }
 
 /* The cheapest lock any allocator that several processes share could take:

@@ -15,6 +15,8 @@ const struct row rows[N_ROWS] = {
                       W_LIFO, 0},
     [R_LIFO_NET] = {"lifo minus floor", "ns/pair", false, ROW_SHM_ONLY, W_LIFO,
                     0},
+    [R_MUTEX_FLOOR] = {"robust mutex (lifo)", "ns/pair", false, ROW_SHM_ONLY,
+                       W_LIFO, 0},
     [R_CAS_FLOOR] = {"bare CAS lock (lifo)", "ns/pair", false, ROW_SHM_ONLY,
                      W_LIFO, 0},
     [R_LIVE_1K] = {"random-live-1k", "ns/pair", false, ROW_PLAIN, W_LIVE_1K,
@@ -198,12 +200,14 @@ static void print_lock_floor(FILE *f) {
   if (s < 0 || isnan(row_median(R_LOCK_FLOOR, s)))
     return;
   fprintf(f,
-          "\nLock floor: per lifo-small pair, 2 x (pthread_mutex_lock + "
-          "unlock) of a robust,\nprocess-shared mutex in a MAP_SHARED page "
-          "(what alloc + free must lock), %zu times,\nright after shmheap's "
-          "lifo-small in every repetition; then the same with a bare CAS "
-          "lock (acquire CAS +\nrelease store, nothing for waiters or "
-          "dead owners): the least any shared heap's lock costs\n",
+          "\nLock floor: per lifo-small pair, 2 x (lock + unlock) of shmheap's "
+          "own lock (the uncontended\npath of lib/lock.c: a 64-bit CAS to "
+          "take the word, a load of the heap's state, a CAS to\nrelease it) "
+          "on a word in a MAP_SHARED page, %zu times, right after shmheap's "
+          "lifo-small\nin every repetition; then the same with a robust, "
+          "process-shared pthread mutex, and with a bare\nCAS lock (acquire "
+          "CAS + release store, nothing for waiters or dead owners): the "
+          "least\nany shared heap's lock costs\n",
           timed_steps[R_LOCK_FLOOR][s]);
   fprintf(f, "%-34s %10s %18s\n", "lifo-small", "ns/pair",
           g >= 0 ? "x glibc (paired)" : "");
@@ -212,8 +216,9 @@ static void print_lock_floor(FILE *f) {
     enum row_id r;
   } lines[] = {
       {"shmheap", R_LIFO},
-      {"lock floor (robust mutex x2)", R_LOCK_FLOOR},
+      {"lock floor (shmheap's lock x2)", R_LOCK_FLOOR},
       {"shmheap minus floor (allocator)", R_LIFO_NET},
+      {"robust mutex x2 (no allocator)", R_MUTEX_FLOOR},
       {"bare CAS lock x2 (no allocator)", R_CAS_FLOOR},
   };
   for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++) {

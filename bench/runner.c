@@ -257,6 +257,7 @@ static void run_one(enum workload_id w, int ai, int rep) {
     run_lifo(ai, rep);
     if (ai == alloc_index("shmheap") && !opt.hot_path) {
       run_lock_floor(ai, rep);
+      run_mutex_floor(ai, rep);
       run_cas_floor(ai, rep);
     }
     break;
