@@ -184,8 +184,8 @@ static void draw_floor(struct plot *p, int s, double floor_ns) {
           "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"white\" "
           "stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
           "y=\"%.1f\">lock floor</text>\n<text x=\"%.1f\" y=\"%.1f\" "
-          "font-size=\"10\">shmheap: 2x its own</text>\n<text "
-          "x=\"%.1f\" y=\"%.1f\" font-size=\"10\">lock+unlock"
+          "font-size=\"10\">shmheap's lock,</text>\n<text "
+          "x=\"%.1f\" y=\"%.1f\" font-size=\"10\">2x lock+unlock"
           "</text>\n",
           px(p, 0), py(p, floor_ns), color, lx, ly, color, lx + 19, ly + 4,
           lx + 19, ly + 17, lx + 19, ly + 29);
