@@ -1,9 +1,9 @@
 /* bench.h: what the benchmark's files share. The options, the allocators
  * (create/open/close/remove calls and the workload loops instantiated for
  * each), the workload table, the result rows and the result store, and the
- * entry points of workloads.c, drivers.c, apis.c, runner.c, report.c and
- * chart.c. Internal to bench/: names carry no prefix and nothing here is
- * installed. */
+ * entry points of main.c, workloads.c, drivers.c, apis.c, runner.c,
+ * report.c and chart.c. Internal to bench/: names carry no prefix and
+ * nothing here is installed. */
 #ifndef SHMHEAP_BENCH_H
 #define SHMHEAP_BENCH_H
 
