@@ -1,9 +1,9 @@
 /* The benchmark's bridge to Boost.Interprocess: C-callable wrappers around
  * managed_shared_memory with its default allocator (rbtree_best_fit) and
- * with simple_seq_fit (Boost's first fit). It owns nothing but these
- * wrappers; the workloads and the timing live in bench.c, so every
- * allocator runs the same loops. Compiled only when Boost headers and a C++
- * compiler are found. */
+ * with simple_seq_fit (Boost's first fit), and around their named objects.
+ * It owns nothing but these wrappers; the workloads and the timing live in
+ * the C files, so every allocator runs the same loops. Compiled only when Boost
+ * headers and a C++ compiler are found. */
 #include "boost-ipc.h"
 
 #include <boost/interprocess/creation_tags.hpp>
@@ -15,6 +15,7 @@
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <boost/interprocess/sync/mutex_family.hpp>
 
+#include <cerrno>
 #include <new>
 
 namespace bip = boost::interprocess;
@@ -45,6 +46,37 @@ template <typename Segment> void *open_segment(const char *name) {
   } catch (...) {
     return nullptr;
   }
+}
+
+template <typename Segment>
+void *construct_named(void *seg, const char *key, size_t sz) {
+  void *p = nullptr;
+  try {
+    p = static_cast<Segment *>(seg)->template construct<char>(
+        key, std::nothrow)[sz](0);
+  } catch (...) {
+  }
+  if (p == nullptr)
+    errno = ENOMEM;
+  return p;
+}
+
+template <typename Segment> void *find_named(void *seg, const char *key) {
+  try {
+    return static_cast<Segment *>(seg)->template find<char>(key).first;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+template <typename Segment> int destroy_named(void *seg, const char *key) {
+  try {
+    if (static_cast<Segment *>(seg)->template destroy<char>(key))
+      return 0;
+  } catch (...) {
+  }
+  errno = ENOENT;
+  return -1;
 }
 
 } // namespace
@@ -89,6 +121,30 @@ void *bx_seqfit_alloc(void *seg, size_t sz) {
 
 void bx_seqfit_free(void *seg, void *ptr) {
   static_cast<seqfit_segment *>(seg)->deallocate(ptr);
+}
+
+void *bx_rbtree_construct(void *seg, const char *key, size_t sz) {
+  return construct_named<rbtree_segment>(seg, key, sz);
+}
+
+void *bx_rbtree_find(void *seg, const char *key) {
+  return find_named<rbtree_segment>(seg, key);
+}
+
+int bx_rbtree_destroy(void *seg, const char *key) {
+  return destroy_named<rbtree_segment>(seg, key);
+}
+
+void *bx_seqfit_construct(void *seg, const char *key, size_t sz) {
+  return construct_named<seqfit_segment>(seg, key, sz);
+}
+
+void *bx_seqfit_find(void *seg, const char *key) {
+  return find_named<seqfit_segment>(seg, key);
+}
+
+int bx_seqfit_destroy(void *seg, const char *key) {
+  return destroy_named<seqfit_segment>(seg, key);
 }
 
 int bx_remove(const char *name) {
