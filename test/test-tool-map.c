@@ -255,7 +255,9 @@ static void map_svg(const char *name, shmheap_memory_handle mem,
   gsize xml_len = 0;
   g_assert_true(g_file_get_contents(svg, &xml, &xml_len, &error));
   g_assert_no_error(error);
-  g_test_message("%s: SVG of %zu bytes", name, (size_t)xml_len);
+  char *shown = g_utf8_make_valid(name, -1); /* TAP lines must be UTF-8 */
+  g_test_message("%s: SVG of %zu bytes", shown, (size_t)xml_len);
+  g_free(shown);
   g_assert_cmpuint(xml_len, <, max_bytes);
   g_assert_true(g_str_has_prefix(xml, "<svg"));
   g_assert_true(g_str_has_suffix(xml, "</svg>\n"));
