@@ -4,18 +4,30 @@
 # the work committed); .ci/run calls it.
 #
 # 1. subproject: builds test/consumer, a Meson project whose only link to
-#    shmheap is subprojects/shmheap.wrap and dependency('shmheap'), and runs
-#    its cross-process program. The wrap clones this repository's committed
-#    HEAD, so what is tested is what a user would fetch.
+#    shmheap is subprojects/shmheap.wrap and dependency('shmheap') with
+#    distro_install=false, and runs its cross-process program; its install
+#    holds the program and nothing of shmheap. The wrap clones this
+#    repository's committed HEAD, so what is tested is what a user would
+#    fetch.
 # 2. install: `meson install` into a temporary prefix; checks the header, the
-#    shared library (soname libshmheap.so.0), the static library, the
-#    pkg-config file, the tool and the man pages are there; builds and runs a
-#    consumer with `pkg-config --cflags --libs shmheap` and a fully static one
-#    with `--static`; compiles and runs the example of shmheap(3) as printed;
-#    runs the installed tool.
-# 3. release: `meson dist` makes the tarball; it is unpacked, configured,
-#    built and its test suite run (meson dist's own check does the same; doing
-#    it here shows which test failed and keeps the benchmarks out).
+#    shared library (soname libshmheap.so.MAJOR.MINOR before 1.0), the static
+#    library, the pkg-config file, the tool and the man pages are there;
+#    builds and runs a consumer with `pkg-config --cflags --libs shmheap` and
+#    a fully static one with `--static`; compiles and runs the example of
+#    shmheap(3) as printed; runs the installed tool with no LD_LIBRARY_PATH;
+#    imports the installed Python binding (PYTHONPATH at the installed
+#    purelib directory, nothing else) and runs its tests, the two-process one
+#    among them, and the README's Python example, against the installed
+#    library.
+# 3. release: `meson dist` makes the tarball; it holds the sources, docs and
+#    tests and no CI plumbing; it is unpacked, configured, built and its test
+#    suite run (meson dist's own check does the same; doing it here shows
+#    which test failed and keeps the benchmarks out).
+# 4. readme: the README's "Ways in" commands, extracted from the code blocks
+#    between its `<!-- BEGIN adopt: NAME -->` markers and run as written in a
+#    scratch consumer project: the wrap-file for the tarball of step 3 (taken
+#    from subprojects/packagecache, no download) and the wrap-git, pointed at
+#    a clone of this repository whose main is the committed HEAD.
 #
 # Every sub-check counts; the last line is `STEP adopt: N passed, M failed`.
 # A failed sub-check shows the tail of its log; ADOPT_VERBOSE=1 shows all.
@@ -43,6 +55,7 @@ command -v git >/dev/null || need_pkgs+=(git)
 command -v readelf >/dev/null || need_pkgs+=(binutils)
 command -v groff >/dev/null || need_pkgs+=(groff-base)
 command -v xz >/dev/null || need_pkgs+=(xz-utils)
+command -v python3 >/dev/null || need_pkgs+=(python3)
 if [ ${#need_pkgs[@]} -gt 0 ] && [ "$(id -u)" = 0 ] &&
   command -v apt-get >/dev/null; then
   echo "adopt: installing ${need_pkgs[*]}"
@@ -57,6 +70,19 @@ refute() {
     return 1
   fi
   return 0
+}
+
+# readme_block NAME N: the Nth fenced code block (0: all of them, in order)
+# between `<!-- BEGIN adopt: NAME -->` and `<!-- END adopt: NAME -->` in
+# README.md, as written; fails when there is none.
+readme_block() {
+  awk -v m="$1" -v n="$2" '
+    $0 == "<!-- BEGIN adopt: " m " -->" { inside = 1; next }
+    $0 == "<!-- END adopt: " m " -->" { inside = 0; next }
+    inside && /^```/ { if (fence) fence = 0; else { fence = 1; k++ }; next }
+    inside && fence && (n == 0 || k == n) { print; found = 1 }
+    END { exit found ? 0 : 1 }
+  ' "$REPO/README.md"
 }
 
 # output_has PATTERN CMD...: runs CMD, shows its output and succeeds when a
@@ -133,6 +159,17 @@ consumer_run() {
   grep -q '^consumer: ok: child [0-9]* read "hello from [0-9]*"' "$TMP/consumer.out"
 }
 
+# distro_install=false and default_library=static: shmheap is linked in and
+# installs nothing.
+consumer_install() {
+  readelf -d "$CONSUMER_BUILD/consumer" >"$TMP/consumer.dyn"
+  refute grep -q 'libshmheap' "$TMP/consumer.dyn"
+  DESTDIR="$TMP/consumer-dest" meson install -C "$CONSUMER_BUILD" --quiet
+  (cd "$TMP/consumer-dest" && find . -type f -o -type l) | sort | tee "$TMP/consumer.inst"
+  [ "$(wc -l <"$TMP/consumer.inst")" = 1 ]
+  grep -q '/bin/consumer$' "$TMP/consumer.inst"
+}
+
 echo "== subproject (test/consumer through its wrap)"
 check "subproject: configure test/consumer, shmheap from the wrap" consumer_setup
 if [ "$LAST_RC" = 0 ]; then
@@ -140,8 +177,9 @@ if [ "$LAST_RC" = 0 ]; then
 fi
 if [ "$LAST_RC" = 0 ]; then
   check "subproject: run the cross-process consumer" consumer_run
+  check "subproject: distro_install=false installs the consumer only, shmheap linked in" consumer_install
 else
-  skip "no consumer build" "subproject: build or run"
+  skip "no consumer build" "subproject: build, run or install"
 fi
 
 # ---------------------------------------------------------------- install
@@ -162,18 +200,27 @@ check "install: configure, build, meson install" install_build
 INSTALLED=$LAST_RC
 
 # The library directory, wherever this platform's default libdir puts it.
-LIBDIR=$(dirname "$(find "$PREFIX" -name 'libshmheap.so.0' | head -n 1)" 2>/dev/null)
+LIBDIR=$(dirname "$(find "$PREFIX" -name 'libshmheap.so' | head -n 1)" 2>/dev/null)
 [ -n "$LIBDIR" ] && [ "$LIBDIR" != . ] || LIBDIR="$PREFIX/lib"
 export PKG_CONFIG_PATH="$LIBDIR/pkgconfig"
+# The release and the soname it implies: MAJOR.MINOR before 1.0, MAJOR after.
+VERSION=$(sed -n "s/^ *version: '\([0-9.]*\)',\$/\1/p" "$REPO/meson.build" | head -n 1)
+case $VERSION in
+  0.*) SONAME=libshmheap.so.${VERSION%.*} ;;
+  *) SONAME=libshmheap.so.${VERSION%%.*} ;;
+esac
+# Where the Python binding went (Python's purelib directory under PREFIX).
+PURELIB=$(dirname "$(dirname "$(find "$PREFIX" -path '*/shmheap/__init__.py' | head -n 1)")" 2>/dev/null)
 
 installed_header() {
   cmp "$PREFIX/include/shmheap.h" "$REPO/include/shmheap.h"
 }
 installed_shared() {
   local real
-  real=$(readlink -f "$LIBDIR/libshmheap.so.0")
+  real=$(readlink -f "$LIBDIR/$SONAME")
   test -f "$real"
-  output_has 'Library soname: \[libshmheap\.so\.0\]' readelf -d "$real"
+  [ "$(basename "$real")" = "libshmheap.so.$VERSION" ]
+  output_has "Library soname: \\[${SONAME//./\\.}\\]" readelf -d "$real"
   # the development symlink, for -lshmheap
   test "$(readlink -f "$LIBDIR/libshmheap.so")" = "$real"
   # the library exports the API and nothing internal
@@ -199,7 +246,8 @@ installed_pc() {
 installed_tool() {
   test -x "$PREFIX/bin/shmheap"
   local name="/shmheap-adopt-$$"
-  export LD_LIBRARY_PATH="$LIBDIR"
+  # It finds its library by itself (rpath), as an installed program must.
+  unset LD_LIBRARY_PATH
   "$PREFIX/bin/shmheap" --version
   "$PREFIX/bin/shmheap" create "$name" 64K
   output_has '^size: +65536 ' "$PREFIX/bin/shmheap" info "$name"
@@ -238,7 +286,7 @@ pc_shared() {
     $(pkg-config --cflags --libs shmheap)
   # it really uses the installed shared library
   LD_LIBRARY_PATH="$LIBDIR" output_has \
-    "libshmheap\.so\.0 => $LIBDIR/libshmheap\.so\.0" ldd "$TMP/consumer-shared"
+    "${SONAME//./\\.} => $LIBDIR/${SONAME//./\\.}" ldd "$TMP/consumer-shared"
   LD_LIBRARY_PATH="$LIBDIR" "$TMP/consumer-shared" | grep '^consumer: ok'
 }
 pc_static() {
@@ -264,9 +312,49 @@ man_example() {
   printf 'hello\nworld\n0 blocks in use\n' | diff - "$TMP/example.out"
 }
 
+# The installed binding, with PYTHONPATH at the purelib directory and no
+# LD_LIBRARY_PATH: it loads the library from the path recorded at install.
+py_import() {
+  test -n "$PURELIB" && test -f "$PURELIB/shmheap/_libpath.py"
+  cat "$PURELIB/shmheap/_libpath.py"
+  unset LD_LIBRARY_PATH SHMHEAP_LIBRARY
+  cd "$TMP"
+  PYTHONPATH="$PURELIB" python3 -c 'import shmheap; print(shmheap.__version__)' \
+    >"$TMP/py.version"
+  cat "$TMP/py.version"
+  [ "$(cat "$TMP/py.version")" = "$VERSION" ]
+  # the installed library, not a build tree's
+  PYTHONPATH="$PURELIB" python3 -c 'import shmheap; print(shmheap._lib._name)' \
+    >"$TMP/py.lib"
+  cat "$TMP/py.lib"
+  [ "$(cat "$TMP/py.lib")" = "$LIBDIR/$SONAME" ]
+}
+py_tests() {
+  unset LD_LIBRARY_PATH SHMHEAP_LIBRARY
+  cd "$TMP"
+  PYTHONPATH="$PURELIB" python3 "$REPO/python/tests/test_shmheap.py" --tap |
+    tee "$TMP/py.tap"
+  grep -q '^ok [0-9]* /python/procs/share-by-handle$' "$TMP/py.tap"
+  refute grep -q '^not ok' "$TMP/py.tap"
+}
+py_readme() {
+  unset LD_LIBRARY_PATH SHMHEAP_LIBRARY
+  mkdir -p "$TMP/py-readme"
+  cd "$TMP/py-readme"
+  readme_block python 1 >main.py
+  readme_block python 2 >reader.py
+  cat main.py reader.py
+  [ ! -e /dev/shm/jobs ] || {
+    echo "/dev/shm/jobs exists: the README's example would not create it"
+    return 1
+  }
+  PYTHONPATH="$PURELIB" python3 main.py | tee out
+  printf "b'HELLO'\n0\n" | diff - out
+}
+
 if [ "$INSTALLED" = 0 ]; then
   check "install: header include/shmheap.h" installed_header
-  check "install: shared library, soname libshmheap.so.0, exports the API only" installed_shared
+  check "install: shared library, soname $SONAME, exports the API only" installed_shared
   check "install: static library libshmheap.a" installed_static
   check "install: pkg-config file shmheap.pc" installed_pc
   check "install: the shmheap tool runs" installed_tool
@@ -274,6 +362,9 @@ if [ "$INSTALLED" = 0 ]; then
   check "install: consumer built with pkg-config --cflags --libs runs" pc_shared
   check "install: static consumer built with pkg-config --static runs" pc_static
   check "install: the example of shmheap(3) compiles and runs" man_example
+  check "install: python3 -c 'import shmheap' with PYTHONPATH at purelib" py_import
+  check "install: the Python tests (two processes by handle) on the install" py_tests
+  check "install: the README's Python example runs" py_readme
 else
   skip "nothing installed" "install: files, pkg-config consumers, man example"
 fi
@@ -297,8 +388,10 @@ dist_contents() {
   tar -tJf "$tarball" >"$TMP/dist.list"
   local f
   for f in meson.build meson_options.txt include/shmheap.h lib/meson.build \
-    tools/main.c doc/shmheap.3 doc/shmheap.1 test/meson.build \
-    test/consumer/meson.build subprojects/shmheap.wrap; do
+    tools/main.c doc/shmheap.3 doc/shmheap.1 doc/VERSIONING.md \
+    test/meson.build test/consumer/meson.build subprojects/shmheap.wrap \
+    python/meson.build python/shmheap/__init__.py python/tests/test_shmheap.py \
+    README.md NEWS LICENSE; do
     grep -qx "shmheap-[0-9.]*/$f" "$TMP/dist.list" || {
       echo "missing from the tarball: $f"
       return 1
@@ -306,6 +399,9 @@ dist_contents() {
   done
   # nothing from a build directory or a wrap's clone
   refute grep -E '^[^/]*/(build[^/]*|test/consumer/subprojects/shmheap)/' \
+    "$TMP/dist.list"
+  # no CI plumbing, editor settings or internal notes
+  refute grep -E '^[^/]*/(\.ci/|\.clang-format$|\.gitignore$|doc/README-adoption\.md$)' \
     "$TMP/dist.list"
   mkdir -p "$UNPACK"
   tar -xJf "$tarball" -C "$UNPACK"
@@ -336,6 +432,65 @@ if [ "$LAST_RC" = 0 ]; then
 else
   skip "no tarball" "release: contents, build and tests of the tarball"
 fi
+
+# ----------------------------------------------------------------- readme
+
+# readme_project DIR: a clean consumer project as the README's meson.build
+# block has it, with test/consumer's two-process program as app.c.
+readme_project() {
+  mkdir -p "$1"
+  readme_block meson.build 0 >"$1/meson.build"
+  cp "$REPO/test/consumer/consumer.c" "$1/app.c"
+  cat "$1/meson.build"
+}
+
+# readme_run DIR NAME: runs the README's NAME block in DIR as written, with
+# no installed shmheap in sight (so the wrap is what provides it), then the
+# program it built.
+readme_run() {
+  local dir=$1 name=$2
+  readme_block "$name" 0 >"$TMP/readme-$name.sh"
+  cat "$TMP/readme-$name.sh"
+  (
+    cd "$dir"
+    unset PKG_CONFIG_PATH LD_LIBRARY_PATH
+    bash -euo pipefail "$TMP/readme-$name.sh"
+  )
+  grep -q "Executing subproject shmheap" "$dir/build/meson-logs/meson-log.txt"
+  "$dir/build/app" | tee "$TMP/readme-$name.out"
+  grep -q '^consumer: ok' "$TMP/readme-$name.out"
+}
+
+readme_wrap_file() {
+  local dir="$TMP/readme-wrap-file"
+  readme_project "$dir"
+  SHMHEAP_DIST="$DIST_BUILD/meson-dist" readme_run "$dir" wrap-file
+  cat "$dir/subprojects/shmheap.wrap"
+  # the tarball came from the package cache, unpacked: nothing downloaded
+  grep -q "Using shmheap source from cache" "$dir/build/meson-logs/meson-log.txt"
+  test -f "$dir/subprojects/shmheap-$VERSION/meson.build"
+  refute test -d "$dir/subprojects/shmheap-$VERSION/.ci"
+}
+
+readme_wrap_git() {
+  local dir="$TMP/readme-wrap-git" clone="$TMP/shmheap-clone"
+  readme_project "$dir"
+  # "where you get shmheap": a local clone whose main is the committed HEAD
+  git clone -q "$REPO" "$clone"
+  git -C "$clone" checkout -q -B main "$(git -C "$REPO" rev-parse HEAD)"
+  SHMHEAP_GIT="$clone" readme_run "$dir" wrap-git
+  cat "$dir/subprojects/shmheap.wrap"
+  [ "$(git -C "$dir/subprojects/shmheap" rev-parse HEAD)" = \
+    "$(git -C "$REPO" rev-parse HEAD)" ]
+}
+
+echo "== readme (the Ways in commands, as written)"
+if [ -f "$DIST_BUILD/meson-dist/shmheap-$VERSION.tar.xz" ]; then
+  check "readme: wrap-file for the release tarball, from the package cache" readme_wrap_file
+else
+  skip "no tarball" "readme: wrap-file"
+fi
+check "readme: wrap-git at a branch of a local clone" readme_wrap_git
 
 # ---------------------------------------------------------------- summary
 
