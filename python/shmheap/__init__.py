@@ -94,7 +94,8 @@ _mode_t = ctypes.c_uint
 
 
 class _Stats(ctypes.Structure):
-    # struct shmheap_stats, field for field.
+    """struct shmheap_stats, field for field."""
+
     _fields_ = [
         ("size", ctypes.c_uint64),
         ("used_bytes", ctypes.c_uint64),
@@ -110,7 +111,8 @@ class _Stats(ctypes.Structure):
 
 
 class _Block(ctypes.Structure):
-    # struct shmheap_block, field for field.
+    """struct shmheap_block, field for field."""
+
     _fields_ = [
         ("offset", _handle_t),
         ("size", ctypes.c_uint64),
@@ -122,7 +124,8 @@ class _Block(ctypes.Structure):
 
 
 class _Damage(ctypes.Structure):
-    # struct shmheap_damage.
+    """struct shmheap_damage, field for field."""
+
     _fields_ = [("offset", ctypes.c_uint64), ("what", ctypes.c_char * 120)]
 
 
@@ -131,6 +134,8 @@ _NAMES_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, _handle_t, ctypes.c_
 
 
 def _proto(name, restype, *argtypes):
+    """The C function NAME of the library, with its result and argument
+    types set so ctypes converts (and checks) every call."""
     fn = getattr(_lib, name)
     fn.restype = restype
     fn.argtypes = list(argtypes)
@@ -253,11 +258,13 @@ class Object:
     __slots__ = ("handle", "view", "size")
 
     def __init__(self, handle, view):
+        """Internal: Heap.alloc and Heap.lookup_or_alloc make Objects."""
         self.handle = handle
         self.view = view
         self.size = len(view)
 
     def __repr__(self):
+        """Handle and size, e.g. <shmheap.Object handle=80 size=16>."""
         return "<shmheap.Object handle=%d size=%d>" % (self.handle, self.size)
 
 
@@ -343,14 +350,16 @@ class Heap:
         return False
 
     def __del__(self):
-        # Views hold a reference to their heap, so this runs only when no
-        # view is left: unmapping cannot pull memory from under one.
+        """Disconnects a heap nobody refers to any more. Views hold a
+        reference to their heap, so this runs only when no view is left:
+        unmapping cannot pull memory from under one."""
         try:
             self.disconnect()
         except Exception:
             pass
 
     def __repr__(self):
+        """The heap's name and whether it is still connected."""
         state = "connected" if self._mem else "disconnected"
         return "<shmheap.Heap %r %s>" % (self.name, state)
 
@@ -518,6 +527,7 @@ class Heap:
         out = []
 
         def each(block, _arg):
+            """Copies one block out (the C struct lives only for the call)."""
             b = block.contents
             out.append(Block(b.offset, b.size, bool(b.used), b.handle, b.usable))
             return 0
@@ -591,6 +601,7 @@ class Heap:
         out = []
 
         def each(key, handle, _arg):
+            """Copies one name out (the key lives only for the call)."""
             out.append((key.decode("utf-8", "surrogateescape"), handle))
             return 0
 

@@ -59,11 +59,13 @@ class HeapCase(unittest.TestCase):
     """Gives each case a unique heap name, removed afterwards."""
 
     def setUp(self):
+        """A heap name unique to this process and case."""
         case = self.id().rsplit(".", 1)[-1]
         self.name = "/shmheap-py-%d-%s" % (os.getpid(), case)
         self.names = [self.name]
 
     def tearDown(self):
+        """Removes every name the case used, if it is still there."""
         for name in self.names:
             try:
                 shmheap.destroy(name)
@@ -71,6 +73,7 @@ class HeapCase(unittest.TestCase):
                 pass
 
     def assertErrno(self, err, fn, *args, **kw):
+        """Asserts that FN(*ARGS) raises OSError with errno ERR; returns it."""
         with self.assertRaises(OSError) as cm:
             fn(*args, **kw)
         self.assertEqual(cm.exception.errno, err, "%s: %s" % (errno.errorcode[err], cm.exception))
@@ -78,6 +81,8 @@ class HeapCase(unittest.TestCase):
 
 
 class TestLifecycle(HeapCase):
+    """Making, connecting to, disconnecting from and removing heaps."""
+
     def test_context_managers(self):
         """/python/heap/context-managers"""
         with shmheap.Heap.create(self.name, HEAP_LEN) as heap:
@@ -154,6 +159,8 @@ class TestLifecycle(HeapCase):
 
 
 class TestObjects(HeapCase):
+    """alloc, views, free, stats, blocks and check on one heap."""
+
     def test_alloc_view(self):
         """/python/objects/alloc-view"""
         with shmheap.Heap.create(self.name, HEAP_LEN) as heap:
@@ -293,6 +300,8 @@ class TestObjects(HeapCase):
 
 
 class TestErrors(HeapCase):
+    """The errno values of failed creates and connects."""
+
     def test_create_connect_errno(self):
         """/python/errors/create-connect"""
         heap = shmheap.Heap.create(self.name, HEAP_LEN)
@@ -335,6 +344,8 @@ class TestErrors(HeapCase):
 
 
 class TestProcesses(HeapCase):
+    """Two Python processes sharing objects by handle."""
+
     def test_share_by_handle(self):
         """/python/procs/share-by-handle"""
         message = "hello from %d" % os.getpid()
@@ -364,6 +375,7 @@ class TestNames(HeapCase):
     cases skip then, and run once it does."""
 
     def names_or_skip(self, heap):
+        """Skips the case when the library answers ENOSYS for names."""
         try:
             heap.lookup("probe")
         except OSError as e:
@@ -439,43 +451,52 @@ class TapResult(unittest.TestResult):
     """Prints one TAP line per case, named by the case's docstring."""
 
     def __init__(self):
+        """Counts cases from 1."""
         super().__init__()
         self.n = 0
 
     @staticmethod
     def label(test):
+        """The case's /python/area/case name (its docstring's first line)."""
         doc = test.shortDescription()
         return doc if doc else test.id()
 
     def line(self, ok, test, extra=""):
+        """One TAP result line."""
         self.n += 1
         print("%s %d %s%s" % ("ok" if ok else "not ok", self.n, self.label(test), extra), flush=True)
 
     def diag(self, err):
+        """The traceback of ERR as TAP comment lines."""
         for text in traceback.format_exception(*err):
             for line in text.rstrip("\n").split("\n"):
                 print("# " + line)
 
     def addSuccess(self, test):
+        """ok."""
         super().addSuccess(test)
         self.line(True, test)
 
     def addFailure(self, test, err):
+        """not ok, with the failed assertion."""
         super().addFailure(test, err)
         self.line(False, test)
         self.diag(err)
 
     def addError(self, test, err):
+        """not ok, with the exception."""
         super().addError(test, err)
         self.line(False, test)
         self.diag(err)
 
     def addSkip(self, test, reason):
+        """ok with a TAP SKIP directive and the reason."""
         super().addSkip(test, reason)
         self.line(True, test, " # SKIP " + reason)
 
 
 def main(argv):
+    """The child of share-by-handle, or the whole suite (TAP with --tap)."""
     if len(argv) == 6 and argv[1] == "--child":
         return child_main(*argv[2:])
     suite = unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__])
