@@ -220,11 +220,14 @@ def _key_bytes(key):
 
 
 def _size(n, what="size"):
-    """N as a non-negative int, or TypeError/ValueError."""
+    """N as an int the C API takes (0 .. 2**64 - 1), or TypeError,
+    ValueError (negative) or OverflowError (too large)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError("%s must be an int, not %s" % (what, type(n).__name__))
     if n < 0:
         raise ValueError("%s must not be negative" % what)
+    if n >= 1 << 64:
+        raise OverflowError("%s does not fit in 64 bits" % what)
     return n
 
 

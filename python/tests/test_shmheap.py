@@ -225,6 +225,8 @@ class TestObjects(HeapCase):
             self.assertRaises(TypeError, heap.alloc, 1.5)
             self.assertRaises(TypeError, heap.free, "x")
             self.assertErrno(errno.ENOMEM, heap.alloc, 1 << 60)
+            self.assertRaises(OverflowError, heap.alloc, 1 << 64)
+            self.assertRaises(OverflowError, heap.free, 1 << 64)
 
     def test_stats(self):
         """/python/objects/stats"""
