@@ -152,6 +152,33 @@ class TestLifecycle(HeapCase):
         view[:] = b"x" * 64
         self.assertEqual(bytes(view), b"x" * 64)
 
+    def test_library_env(self):
+        """/python/heap/library-env"""
+        code = "import shmheap; print(shmheap._lib._name)"
+
+        def run(value):
+            env = dict(os.environ)
+            if value is None:
+                env.pop("SHMHEAP_LIBRARY", None)
+            else:
+                env["SHMHEAP_LIBRARY"] = value
+            return subprocess.run([sys.executable, "-c", code], env=env, timeout=60,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+        # without the variable: the path Meson recorded
+        plain = run(None)
+        self.assertEqual(plain.returncode, 0, plain.stderr.decode())
+        self.assertEqual(plain.stdout.decode().strip(), shmheap._libpath.LIBRARY)
+        # the variable wins, and a wrong one is not papered over
+        chosen = os.path.realpath(shmheap._libpath.LIBRARY)
+        named = run(chosen)
+        self.assertEqual(named.returncode, 0, named.stderr.decode())
+        self.assertEqual(named.stdout.decode().strip(), chosen)
+        wrong = run("/nonexistent/libshmheap.so")
+        self.assertNotEqual(wrong.returncode, 0)
+        self.assertIn("ImportError", wrong.stderr.decode())
+        self.assertIn("/nonexistent/libshmheap.so", wrong.stderr.decode())
+
     def test_version(self):
         """/python/version"""
         self.assertRegex(shmheap.__version__, r"^\d+\.\d+\.\d+$")
