@@ -923,11 +923,11 @@ static void test_threads_kill(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/crash/kill-storm", test_kill_storm);
-  g_test_add_func("/crash/lock-holder", test_lock_holder);
-  g_test_add_func("/crash/points", test_points);
-  g_test_add_func("/crash/half-created", test_half_created);
-  g_test_add_func("/crash/threads", test_threads);
-  g_test_add_func("/crash/threads-kill", test_threads_kill);
+  th_add_func("/crash/kill-storm", test_kill_storm);
+  th_add_func("/crash/lock-holder", test_lock_holder);
+  th_add_func("/crash/points", test_points);
+  th_add_func("/crash/half-created", test_half_created);
+  th_add_func("/crash/threads", test_threads);
+  th_add_func("/crash/threads-kill", test_threads_kill);
   return g_test_run();
 }

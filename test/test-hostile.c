@@ -960,10 +960,10 @@ static void test_bad_pointers(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/hostile/names", test_names);
-  g_test_add_func("/hostile/perms", test_perms);
-  g_test_add_func("/hostile/header-corruption", test_header_corruption);
-  g_test_add_func("/hostile/tag-corruption", test_tag_corruption);
-  g_test_add_func("/hostile/bad-pointers", test_bad_pointers);
+  th_add_func("/hostile/names", test_names);
+  th_add_func("/hostile/perms", test_perms);
+  th_add_func("/hostile/header-corruption", test_header_corruption);
+  th_add_func("/hostile/tag-corruption", test_tag_corruption);
+  th_add_func("/hostile/bad-pointers", test_bad_pointers);
   return g_test_run();
 }

@@ -473,14 +473,14 @@ static void test_odd_objects(void) {
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   th_install_cleanup();
-  g_test_add_func("/lock/scribbled-word", test_scribbled_word);
-  g_test_add_func("/lock/scribble-while-waiting", test_scribble_while_waiting);
-  g_test_add_func("/lock/dead-owner", test_dead_owner);
-  g_test_add_func("/lock/reentry", test_reentry);
-  g_test_add_func("/lock/no-starvation", test_no_starvation);
-  g_test_add_func("/lock/pid-namespace", test_pid_namespace);
-  g_test_add_func("/lifecycle/truncated", test_truncated);
-  g_test_add_func("/lifecycle/failed-create-keeps-others", test_failed_create);
-  g_test_add_func("/lifecycle/odd-objects", test_odd_objects);
+  th_add_func("/lock/scribbled-word", test_scribbled_word);
+  th_add_func("/lock/scribble-while-waiting", test_scribble_while_waiting);
+  th_add_func("/lock/dead-owner", test_dead_owner);
+  th_add_func("/lock/reentry", test_reentry);
+  th_add_func("/lock/no-starvation", test_no_starvation);
+  th_add_func("/lock/pid-namespace", test_pid_namespace);
+  th_add_func("/lifecycle/truncated", test_truncated);
+  th_add_func("/lifecycle/failed-create-keeps-others", test_failed_create);
+  th_add_func("/lifecycle/odd-objects", test_odd_objects);
   return g_test_run();
 }

@@ -522,9 +522,9 @@ static void test_tiny_heaps(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/oracle/self", test_oracle_self);
-  g_test_add_func("/oracle/random-traces", test_random_traces);
-  g_test_add_func("/oracle/fill-drain", test_fill_drain);
-  g_test_add_func("/oracle/tiny-heaps", test_tiny_heaps);
+  th_add_func("/oracle/self", test_oracle_self);
+  th_add_func("/oracle/random-traces", test_random_traces);
+  th_add_func("/oracle/fill-drain", test_fill_drain);
+  th_add_func("/oracle/tiny-heaps", test_tiny_heaps);
   return g_test_run();
 }

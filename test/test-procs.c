@@ -681,13 +681,13 @@ static void test_destroy_while_mapped(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/procs/child-reads-parent", test_child_reads_parent);
-  g_test_add_func("/procs/parent-reads-child", test_parent_reads_child);
-  g_test_add_func("/procs/linked-list", test_linked_list);
-  g_test_add_func("/procs/race", test_race);
-  g_test_add_func("/procs/kill-holding-lock", test_kill_holding_lock);
-  g_test_add_func("/procs/kill-with-waiter", test_kill_with_waiter);
-  g_test_add_func("/procs/destroy-while-mapped", test_destroy_while_mapped);
-  g_test_add_func("/procs/connect-while-locked", test_connect_while_locked);
+  th_add_func("/procs/child-reads-parent", test_child_reads_parent);
+  th_add_func("/procs/parent-reads-child", test_parent_reads_child);
+  th_add_func("/procs/linked-list", test_linked_list);
+  th_add_func("/procs/race", test_race);
+  th_add_func("/procs/kill-holding-lock", test_kill_holding_lock);
+  th_add_func("/procs/kill-with-waiter", test_kill_with_waiter);
+  th_add_func("/procs/destroy-while-mapped", test_destroy_while_mapped);
+  th_add_func("/procs/connect-while-locked", test_connect_while_locked);
   return g_test_run();
 }

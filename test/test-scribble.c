@@ -1141,8 +1141,8 @@ int main(int argc, char **argv) {
   for (int k = 0; k < K_N; k++) {
     char path[64];
     snprintf(path, sizeof path, "/scribble/%s", kind_names[k]);
-    g_test_add_data_func(path, GINT_TO_POINTER(k), test_kind);
+    th_add_data_func(path, GINT_TO_POINTER(k), test_kind);
   }
-  g_test_add_func("/scribble/summary", test_summary);
+  th_add_func("/scribble/summary", test_summary);
   return g_test_run();
 }
