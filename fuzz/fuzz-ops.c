@@ -27,12 +27,12 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "shmheap.h"
 
 enum {
   HEAP_LEN = 64 * 1024,
   OTHER_LEN = 16 * 1024,
-  HDR = 72,
   MAX_LIVE = 64,
   MAX_STEPS = 4096,
 };
@@ -309,13 +309,13 @@ static unsigned char *bad_pointer(struct state *s) {
   case 2:
     return b + uN(s, 3) % (HEAP_LEN + 64); /* anywhere in or near the heap */
   case 3:
-    return b + (uN(s, 3) % HEAP_LEN & ~(uint64_t)15);
+    return b + (uN(s, 3) % HEAP_LEN & ~(uint64_t)(SHMHEAP_ALIGNMENT - 1));
   case 4:
     return (unsigned char *)(uintptr_t)uN(s, 8);
   case 5:
     return b + (int64_t)(int16_t)uN(s, 2); /* around the header */
   case 6:
-    return b + HEAP_LEN - (uN(s, 1) & ~(uint64_t)7);
+    return b + HEAP_LEN - (uN(s, 1) & ~(uint64_t)(SHH_TAG - 1));
   default: /* a block freed earlier: remembered below */
     return NULL;
   }
@@ -399,7 +399,7 @@ static void op_stats(struct state *s) {
   if (s->corrupted)
     return;
   FUZZ_ASSERT(st.size == HEAP_LEN);
-  FUZZ_ASSERT(st.used_bytes + st.free_bytes + HDR == st.size);
+  FUZZ_ASSERT(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE == st.size);
   FUZZ_ASSERT(st.used_blocks == s->nlive);
   FUZZ_ASSERT(st.format_version == SHMHEAP_FORMAT_VERSION);
   uint64_t used = 0;

@@ -11,9 +11,7 @@
 #include <shmheap.h>
 #include <stdlib.h>
 
-/* Layout facts from the briefing: the header takes [0, 72), the first block
- * starts at 72, user data sits 8 bytes after a block's tag. */
-enum { HDR = 72, TAG = 8, MIN_BLOCK = 48 };
+#include "layout.h"
 
 static size_t page_size(void) {
   return (size_t)sysconf(_SC_PAGESIZE);
@@ -21,8 +19,9 @@ static size_t page_size(void) {
 
 /* The block size carved for a request of SZ bytes. */
 static uint64_t carve_for(size_t sz) {
-  uint64_t n = ((uint64_t)sz + TAG + 15) & ~(uint64_t)15;
-  return n < MIN_BLOCK ? MIN_BLOCK : n;
+  uint64_t n =
+      ((uint64_t)sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
+  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -74,13 +73,14 @@ static void snap_assert_equal(const struct snapshot *a,
 }
 
 /* Asserts the heap's consistency by every public means: check, and a walk
- * whose blocks tile [72, len) with no two free neighbours and agree with
+ * whose blocks tile [SHH_FIRST, len) with no two free neighbours and agree with
  * stats. */
 static void assert_sane(const struct heap *h) {
   g_assert_cmpint(shmheap_check(h->mem), ==, 0);
   struct snapshot s;
   snap_take(h, &s);
-  uint64_t at = HDR, used = 0, freeb = 0, nused = 0, nfree = 0, largest = 0;
+  uint64_t at = SHH_FIRST, used = 0, freeb = 0, nused = 0, nfree = 0,
+           largest = 0;
   int prev_free = 0;
   for (guint i = 0; i < s.blocks->len; i++) {
     const struct shmheap_block *b =
@@ -88,7 +88,7 @@ static void assert_sane(const struct heap *h) {
     g_assert_cmpuint(b->offset, ==, at);
     /* Multiples of 16, except the block that ends the heap (8 mod 16). */
     g_assert_cmpuint(b->size % 16, ==, b->offset + b->size == h->len ? 8 : 0);
-    g_assert_cmpuint(b->size, >=, MIN_BLOCK);
+    g_assert_cmpuint(b->size, >=, SHH_MIN_BLOCK);
     g_assert_true(b->used == 0 || b->used == 1);
     if (b->used) {
       used += b->size;
@@ -97,8 +97,8 @@ static void assert_sane(const struct heap *h) {
       g_assert_false(prev_free);
       freeb += b->size;
       nfree++;
-      if (b->size - TAG > largest)
-        largest = b->size - TAG;
+      if (b->size - SHH_TAG > largest)
+        largest = b->size - SHH_TAG;
     }
     prev_free = !b->used;
     at += b->size;
@@ -107,7 +107,8 @@ static void assert_sane(const struct heap *h) {
   g_assert_cmpuint(s.st.size, ==, h->len);
   g_assert_cmpuint(s.st.used_bytes, ==, used);
   g_assert_cmpuint(s.st.free_bytes, ==, freeb);
-  g_assert_cmpuint(s.st.used_bytes + s.st.free_bytes + HDR, ==, s.st.size);
+  g_assert_cmpuint(s.st.used_bytes + s.st.free_bytes + SHH_HEADER_SIZE, ==,
+                   s.st.size);
   g_assert_cmpuint(s.st.used_blocks, ==, nused);
   g_assert_cmpuint(s.st.free_blocks, ==, nfree);
   g_assert_cmpuint(s.st.largest_free, ==, largest);
@@ -123,7 +124,7 @@ static void assert_empty(const struct heap *h) {
   g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.used_blocks, ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 1);
-  g_assert_cmpuint(st.free_bytes, ==, h->len - HDR);
+  g_assert_cmpuint(st.free_bytes, ==, h->len - SHH_HEADER_SIZE);
   g_assert_cmpuint(st.largest_free, ==, h->len - SHMHEAP_OVERHEAD);
   void *p = shmheap_alloc(h->mem, h->len - SHMHEAP_OVERHEAD);
   g_assert_true(p == h->base + SHMHEAP_OVERHEAD);
@@ -149,7 +150,7 @@ static int find_block(const struct shmheap_block *b, void *arg) {
 }
 
 static uint64_t block_size_of(const struct heap *h, const void *p) {
-  struct find_arg f = {off_of(h, p) - TAG, 0, -1};
+  struct find_arg f = {off_of(h, p) - SHH_TAG, 0, -1};
   g_assert_cmpint(shmheap_walk(h->mem, find_block, &f), ==, 1);
   g_assert_cmpint(f.used, ==, 1);
   return f.size;
@@ -203,7 +204,7 @@ static void test_create_basic(void) {
   g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
   g_assert_cmpuint(st.size, ==, h.len);
   g_assert_cmpuint(st.used_bytes, ==, 0);
-  g_assert_cmpuint(st.free_bytes, ==, h.len - HDR);
+  g_assert_cmpuint(st.free_bytes, ==, h.len - SHH_HEADER_SIZE);
   g_assert_cmpuint(st.used_blocks, ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 1);
   g_assert_cmpuint(st.largest_free, ==, h.len - SHMHEAP_OVERHEAD);
@@ -213,7 +214,7 @@ static void test_create_basic(void) {
   g_assert_cmpint(th_count_fds(), ==, fds);
 }
 
-/* The smallest heap, one page, works and holds len - 80. */
+/* The smallest heap, one page, works and holds len - SHMHEAP_OVERHEAD. */
 static void test_create_small(void) {
   struct heap h;
   heap_open(&h, page_size());
@@ -592,7 +593,7 @@ static void test_null_heap(void) {
   shmheap_free(NULL, NULL);
   g_assert_cmpuint(shmheap_usable_size(NULL, &x), ==, 0);
   g_assert_cmpuint(shmheap_ptr_to_handle(NULL, &x), ==, SHMHEAP_NULL_HANDLE);
-  g_assert_null(shmheap_handle_to_ptr(NULL, 80));
+  g_assert_null(shmheap_handle_to_ptr(NULL, SHMHEAP_OVERHEAD));
   errno = 0;
   g_assert_cmpint(shmheap_check(NULL), ==, -1);
   g_assert_cmpint(errno, ==, EINVAL);
@@ -650,8 +651,9 @@ static void test_alloc_alignment(void) {
   heap_close(&h);
 }
 
-/* On an empty heap alloc(len - 80) succeeds (at base + 80) and
- * alloc(len - 79) fails with ENOMEM, for several heap sizes. */
+/* On an empty heap alloc(len - SHMHEAP_OVERHEAD) succeeds (at base +
+ * SHMHEAP_OVERHEAD) and one byte more fails with ENOMEM, for several heap
+ * sizes. */
 static void test_alloc_whole(void) {
   const size_t lens[] = {page_size(), 65536, 1 << 20, 3 * page_size()};
   for (size_t i = 0; i < G_N_ELEMENTS(lens); i++) {
@@ -660,7 +662,7 @@ static void test_alloc_whole(void) {
     struct snapshot before, after;
     snap_take(&h, &before);
     errno = 0;
-    g_assert_null(shmheap_alloc(h.mem, h.len - 79));
+    g_assert_null(shmheap_alloc(h.mem, h.len - SHMHEAP_OVERHEAD + 1));
     g_assert_cmpint(errno, ==, ENOMEM);
     snap_take(&h, &after);
     snap_assert_equal(&before, &after);
@@ -694,11 +696,12 @@ static void test_alloc_absurd(void) {
   g_assert_nonnull(live);
   struct snapshot before, after;
   snap_take(&h, &before);
-  const size_t bad[] = {SIZE_MAX,        SIZE_MAX - 1,  SIZE_MAX - 7,
-                        SIZE_MAX - 8,    SIZE_MAX - 15, SIZE_MAX - 16,
-                        SIZE_MAX - 63,   SIZE_MAX / 2,  SIZE_MAX / 2 + 1,
-                        (size_t)1 << 48, h.len,         h.len - 79,
-                        h.len - 1000};
+  const size_t bad[] = {
+      SIZE_MAX,        SIZE_MAX - 1,  SIZE_MAX - 7,
+      SIZE_MAX - 8,    SIZE_MAX - 15, SIZE_MAX - 16,
+      SIZE_MAX - 63,   SIZE_MAX / 2,  SIZE_MAX / 2 + 1,
+      (size_t)1 << 48, h.len,         h.len - SHMHEAP_OVERHEAD + 1,
+      h.len - 1000};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     errno = 0;
     g_assert_null(shmheap_alloc(h.mem, bad[i]));
@@ -727,7 +730,7 @@ static void test_alloc_zero(void) {
     g_assert_cmpuint((uintptr_t)p[i] % SHMHEAP_ALIGNMENT, ==, 0);
     for (int j = 0; j < i; j++)
       g_assert_true(p[i] != p[j]);
-    g_assert_cmpuint(block_size_of(&h, p[i]), ==, MIN_BLOCK);
+    g_assert_cmpuint(block_size_of(&h, p[i]), ==, SHH_MIN_BLOCK);
   }
   assert_sane(&h);
   for (int i = 0; i < 100; i += 2)
@@ -743,16 +746,16 @@ static void test_alloc_zero(void) {
 static void test_alloc_placement(void) {
   struct heap h;
   heap_open(&h, 1 << 20);
-  uint64_t at = HDR;
+  uint64_t at = SHH_FIRST;
   const size_t sizes[] = {1, 8, 24, 40, 41, 56, 57, 100, 1000, 4096, 65536};
   void *p[G_N_ELEMENTS(sizes)];
   for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
     p[i] = shmheap_alloc(h.mem, sizes[i]);
     g_assert_nonnull(p[i]);
-    g_assert_cmpuint(off_of(&h, p[i]), ==, at + TAG);
+    g_assert_cmpuint(off_of(&h, p[i]), ==, at + SHH_TAG);
     g_assert_cmpuint(block_size_of(&h, p[i]), ==, carve_for(sizes[i]));
     g_assert_cmpuint(shmheap_usable_size(h.mem, p[i]), ==,
-                     carve_for(sizes[i]) - TAG);
+                     carve_for(sizes[i]) - SHH_TAG);
     at += carve_for(sizes[i]);
   }
   assert_sane(&h);
@@ -810,7 +813,7 @@ static void test_alloc_first_fit(void) {
   g_assert_true(s2 == b[1] + 64);
   char *s3 = shmheap_alloc(h.mem, 40);
   g_assert_true(s3 == b[5] + 160);
-  g_assert_cmpuint(shmheap_usable_size(h.mem, s3), ==, 64 - TAG);
+  g_assert_cmpuint(shmheap_usable_size(h.mem, s3), ==, 64 - SHH_TAG);
   /* The exact fit rule: a 112-byte block holds 104 bytes, not 105. */
   errno = 0;
   g_assert_null(shmheap_alloc(h.mem, 105));
@@ -895,7 +898,7 @@ static void test_free_bad(void) {
   assert_free_refused(&h, h.base, EINVAL);
   assert_free_refused(&h, h.base + 8, EINVAL);
   assert_free_refused(&h, h.base + 64, EINVAL);
-  assert_free_refused(&h, h.base + HDR, EINVAL);
+  assert_free_refused(&h, h.base + SHH_FIRST, EINVAL);
   assert_free_refused(&h, z + carve_for(512), EINVAL); /* the free rest */
   assert_free_refused(&h, h.base + h.len, EINVAL);
   assert_free_refused(&h, h.base + h.len + 16, EINVAL);
@@ -1008,13 +1011,14 @@ static void test_handles(void) {
     g_assert_cmpuint(f, ==, hd + (uint64_t)d);
     g_assert_true(shmheap_handle_to_ptr(h.mem, f) == p + d);
   }
-  /* The data area is [80, len). */
+  /* The data area is [SHMHEAP_OVERHEAD, len). */
   g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, NULL), ==, SHMHEAP_NULL_HANDLE);
   g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base), ==,
                    SHMHEAP_NULL_HANDLE);
-  g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + 79), ==,
-                   SHMHEAP_NULL_HANDLE);
-  g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + 80), ==, 80);
+  g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + SHMHEAP_OVERHEAD - 1),
+                   ==, SHMHEAP_NULL_HANDLE);
+  g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + SHMHEAP_OVERHEAD), ==,
+                   SHMHEAP_OVERHEAD);
   g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + h.len - 1), ==,
                    h.len - 1);
   g_assert_cmpuint(shmheap_ptr_to_handle(h.mem, h.base + h.len), ==,
@@ -1030,18 +1034,19 @@ static void test_handles(void) {
   g_assert_null(shmheap_handle_to_ptr(h.mem, SHMHEAP_NULL_HANDLE));
   const shmheap_object_handle bad[] = {1,
                                        8,
-                                       72,
-                                       79,
+                                       SHH_FIRST,
+                                       SHMHEAP_OVERHEAD - 1,
                                        h.len,
                                        h.len + 1,
                                        h.len * 2,
                                        (uint64_t)1 << 48,
                                        UINT64_MAX,
-                                       UINT64_MAX - 79,
+                                       UINT64_MAX - (SHMHEAP_OVERHEAD - 1),
                                        (uint64_t)INT64_MAX + 1};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
     g_assert_null(shmheap_handle_to_ptr(h.mem, bad[i]));
-  g_assert_true(shmheap_handle_to_ptr(h.mem, 80) == h.base + 80);
+  g_assert_true(shmheap_handle_to_ptr(h.mem, SHMHEAP_OVERHEAD) ==
+                h.base + SHMHEAP_OVERHEAD);
   g_assert_true(shmheap_handle_to_ptr(h.mem, h.len - 1) == h.base + h.len - 1);
   shmheap_free(h.mem, p);
   heap_close(&h);
@@ -1190,7 +1195,8 @@ static void test_realloc_shrink(void) {
   g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
   g_assert_cmpuint(st.used_bytes, ==, carve_for(1000));
   g_assert_cmpuint(st.free_blocks, ==, 1);
-  g_assert_cmpuint(st.largest_free, ==, h.len - HDR - carve_for(1000) - TAG);
+  g_assert_cmpuint(st.largest_free, ==,
+                   h.len - SHH_FIRST - carve_for(1000) - SHH_TAG);
   assert_sane(&h);
   /* The tail is reusable: all of it, right after the block. */
   char *t = shmheap_alloc(h.mem, st.largest_free);
@@ -1215,7 +1221,7 @@ static void test_realloc_shrink(void) {
   /* realloc(p, 0) shrinks to the minimum block and keeps it. */
   q = shmheap_realloc(h.mem, p, 0);
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, MIN_BLOCK);
+  g_assert_cmpuint(block_size_of(&h, p), ==, SHH_MIN_BLOCK);
   g_assert_cmpint(th_check_fill(p, 40, 5, 80), ==, -1);
   g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
   g_assert_cmpuint(st.used_blocks, ==, 1);
@@ -1278,7 +1284,7 @@ static void test_realloc_grow_in_place(void) {
   size_t nearly = whole - 40; /* need len - 112: 40 bytes would remain */
   q = shmheap_realloc(h.mem, p, nearly);
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, h.len - HDR);
+  g_assert_cmpuint(block_size_of(&h, p), ==, h.len - SHH_FIRST);
   g_assert_cmpint(th_check_fill(p, 3000, 10, 80), ==, -1);
   g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 0);
@@ -1287,14 +1293,14 @@ static void test_realloc_grow_in_place(void) {
   /* Back down, then grow to exactly the whole heap (the rest would be
    * negative: 48 + (len - 120) holds len - 80 but carve is len - 64). */
   g_assert_true(shmheap_realloc(h.mem, p, 10) == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, MIN_BLOCK);
+  g_assert_cmpuint(block_size_of(&h, p), ==, SHH_MIN_BLOCK);
   q = shmheap_realloc(h.mem, p, whole);
   g_assert_true(q == p);
   g_assert_cmpint(th_check_fill(p, 10, 10, 80), ==, -1);
   errno = 0;
   g_assert_null(shmheap_realloc(h.mem, p, whole + 1));
   g_assert_cmpint(errno, ==, ENOMEM);
-  g_assert_cmpuint(block_size_of(&h, p), ==, h.len - HDR);
+  g_assert_cmpuint(block_size_of(&h, p), ==, h.len - SHH_FIRST);
   shmheap_free(h.mem, p);
   assert_empty(&h);
 
@@ -1397,8 +1403,9 @@ static void test_realloc_fail(void) {
   th_fill(p, 1000, 14, off_of(&h, p));
   struct snapshot before, after;
   snap_take(&h, &before);
-  const size_t big[] = {30000,    h.len - 80,   h.len,
-                        SIZE_MAX, SIZE_MAX - 7, SIZE_MAX / 2};
+  const size_t big[] = {30000,        h.len - SHMHEAP_OVERHEAD,
+                        h.len,        SIZE_MAX,
+                        SIZE_MAX - 7, SIZE_MAX / 2};
   for (size_t i = 0; i < G_N_ELEMENTS(big); i++) {
     errno = 0;
     g_assert_null(shmheap_realloc(h.mem, p, big[i]));
@@ -1521,8 +1528,8 @@ static void test_overhead(void) {
     }
     shmheap_free(h.mem, p);
   }
-  /* The issue's limit: at most 16 bytes beyond the 16-byte-rounded request
-   * (8 is the target: the tag). */
+  /* The promised limit: at most 16 bytes beyond the 16-byte-rounded
+   * request (8 is the target: the tag). */
   g_assert_cmpuint(tag_min, ==, 8);
   g_assert_cmpuint(tag_max, ==, 8);
   g_assert_cmpuint(ovh_max_ge40, <=, 8 + 15);
@@ -1532,8 +1539,8 @@ static void test_overhead(void) {
                  "%" G_GUINT64_FORMAT
                  " (tag + padding to 16); minimum block %d "
                  "(requests 0..40); alignment %d",
-                 tag_max, (double)ovh_sum / (double)n, ovh_max_ge40, MIN_BLOCK,
-                 SHMHEAP_ALIGNMENT);
+                 tag_max, (double)ovh_sum / (double)n, ovh_max_ge40,
+                 SHH_MIN_BLOCK, SHMHEAP_ALIGNMENT);
   assert_empty(&h);
   heap_close(&h);
 }

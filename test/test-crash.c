@@ -21,11 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "shmheap.h"
 #include "testutil.h"
 
 enum {
-  HDR = 72,       /* header bytes: used + free + HDR == size */
   NPARENT = 16,   /* blocks the parent holds through a storm */
   REG_SLOTS = 48, /* blocks a storm child holds at most */
 };
@@ -80,7 +80,8 @@ static void assert_stats_sane(shmheap_memory_handle mem, size_t len) {
   struct shmheap_stats st;
   g_assert_cmpint(shmheap_stats(mem, &st), ==, 0);
   g_assert_cmpuint(st.size, ==, len);
-  g_assert_cmpuint(st.used_bytes + st.free_bytes + HDR, ==, st.size);
+  g_assert_cmpuint(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE, ==,
+                   st.size);
   g_assert_cmpuint(st.format_version, ==, SHMHEAP_FORMAT_VERSION);
   g_assert_cmpuint(st.largest_free, <=, st.free_bytes);
 }

@@ -21,13 +21,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "layout.h"
 #include "shmheap.h"
 #include "testutil.h"
 
 enum {
-  HDR_BYTES = 80,   /* header plus the first block's tag */
-  PARALLEL = 16,    /* corruption trials running at once */
-  TRIAL_ALARM = 10, /* seconds a corruption trial may take */
+  HDR_AND_TAG = SHH_FIRST + SHH_TAG, /* header plus the first block's tag */
+  PARALLEL = 16,                     /* corruption trials running at once */
+  TRIAL_ALARM = 10,                  /* seconds a corruption trial may take */
 };
 
 static bool in_heap(shmheap_memory_handle mem, size_t len, const void *p,
@@ -699,12 +700,12 @@ static void corrupt_range(unsigned char *img, size_t off, size_t n, size_t len,
 
 static void corrupt_header(unsigned char *img, const struct trial_ctx *c,
                            uint64_t *rng, char *desc, size_t n) {
-  corrupt_range(img, 0, HDR_BYTES, c->len, rng, desc, n);
+  corrupt_range(img, 0, HDR_AND_TAG, c->len, rng, desc, n);
   if (th_rand_below(rng, 5) == 0) { /* sometimes two at once */
     size_t w = strlen(desc);
     if (w + 3 < n) {
       memcpy(desc + w, " + ", 4);
-      corrupt_range(img, 0, HDR_BYTES, c->len, rng, desc + w + 3, n - w - 3);
+      corrupt_range(img, 0, HDR_AND_TAG, c->len, rng, desc + w + 3, n - w - 3);
     }
   }
 }
@@ -836,14 +837,14 @@ static void test_bad_pointers(void) {
     foreign[i] = shmheap_alloc(other, 100 * i);
     g_assert_nonnull(foreign[i]);
   }
-  /* freed[0] was the first block, at 72: base + 80 is not live */
+  /* freed[0] was the first block, at SHH_FIRST: its payload is not live */
   g_assert_true(freed[0] == base + SHMHEAP_OVERHEAD);
 
   struct shmheap_stats before, after;
   g_assert_cmpint(shmheap_check(mem), ==, 0);
   g_assert_cmpint(shmheap_stats(mem, &before), ==, 0);
   unsigned char *snap = g_malloc(len);
-  memcpy(snap, base + 72, len - 72);
+  memcpy(snap, base + SHH_FIRST, len - SHH_FIRST);
 
   unsigned tried = 0;
   char what[64];
@@ -864,7 +865,7 @@ static void test_bad_pointers(void) {
       base + 8,
       base + 16,
       base + 64,
-      base + 72,
+      base + SHH_FIRST,
       base + len - 16,
       base + len - 8,
       base + len,
@@ -939,7 +940,7 @@ static void test_bad_pointers(void) {
   g_assert_cmpint(shmheap_check(mem), ==, 0);
   g_assert_cmpint(shmheap_stats(mem, &after), ==, 0);
   g_assert_cmpmem(&before, sizeof before, &after, sizeof after);
-  g_assert_true(memcmp(snap, base + 72, len - 72) == 0);
+  g_assert_true(memcmp(snap, base + SHH_FIRST, len - SHH_FIRST) == 0);
   g_test_message("bad-pointers: %u bad pointers refused by free, realloc "
                  "and usable_size; heap unchanged",
                  tried);

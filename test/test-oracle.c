@@ -19,7 +19,7 @@
 #include <shmheap.h>
 #include <stdlib.h>
 
-enum { HDR = 72, TAG = 8, MIN_BLOCK = 48 };
+#include "layout.h"
 
 /* ------------------------------------------------------------------------ */
 /* The oracle                                                                */
@@ -41,7 +41,7 @@ static void oracle_init(struct oracle *o, uint64_t len) {
   o->cap = 64;
   o->b = g_new(struct oblk, o->cap);
   o->n = 1;
-  o->b[0] = (struct oblk){HDR, len - HDR, 0};
+  o->b[0] = (struct oblk){SHH_FIRST, len - SHH_FIRST, 0};
 }
 
 static void oracle_fini(struct oracle *o) {
@@ -82,8 +82,8 @@ static size_t oracle_find(const struct oracle *o, uint64_t off) {
 static uint64_t carve_of(uint64_t sz) {
   if (sz > ((uint64_t)1 << 50))
     return 0;
-  uint64_t c = (sz + TAG + 15) & ~(uint64_t)15;
-  return c < MIN_BLOCK ? MIN_BLOCK : c;
+  uint64_t c = (sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
+  return c < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : c;
 }
 
 /* Returns the new block's offset, or 0 when nothing fits. */
@@ -93,9 +93,9 @@ static uint64_t oracle_alloc(struct oracle *o, uint64_t sz) {
     return 0;
   for (size_t i = 0; i < o->n; i++) {
     struct oblk *b = &o->b[i];
-    if (b->used || b->size - TAG < sz)
+    if (b->used || b->size - SHH_TAG < sz)
       continue;
-    if ((int64_t)b->size - (int64_t)carve >= MIN_BLOCK) {
+    if ((int64_t)b->size - (int64_t)carve >= SHH_MIN_BLOCK) {
       struct oblk rest = {b->off + carve, b->size - carve, 0};
       b->size = carve;
       b->used = 1;
@@ -136,18 +136,19 @@ static uint64_t oracle_realloc(struct oracle *o, uint64_t off, uint64_t sz) {
   if (carve == 0)
     return 0;
   uint64_t s = o->b[i].size;
-  if (s - TAG >= sz) {
-    if ((int64_t)s - (int64_t)carve >= MIN_BLOCK) {
+  if (s - SHH_TAG >= sz) {
+    if ((int64_t)s - (int64_t)carve >= SHH_MIN_BLOCK) {
       o->b[i].size = carve;
       oracle_insert(o, i + 1, (struct oblk){off + carve, s - carve, 0});
       oracle_merge(o, i + 1);
     }
     return off;
   }
-  if (i + 1 < o->n && !o->b[i + 1].used && s + o->b[i + 1].size - TAG >= sz) {
+  if (i + 1 < o->n && !o->b[i + 1].used &&
+      s + o->b[i + 1].size - SHH_TAG >= sz) {
     uint64_t total = s + o->b[i + 1].size;
     oracle_remove(o, i + 1);
-    if ((int64_t)total - (int64_t)carve >= MIN_BLOCK) {
+    if ((int64_t)total - (int64_t)carve >= SHH_MIN_BLOCK) {
       o->b[i].size = carve;
       oracle_insert(o, i + 1, (struct oblk){off + carve, total - carve, 0});
     } else {
@@ -165,8 +166,8 @@ static uint64_t oracle_realloc(struct oracle *o, uint64_t off, uint64_t sz) {
 static uint64_t oracle_largest_free(const struct oracle *o) {
   uint64_t m = 0;
   for (size_t i = 0; i < o->n; i++)
-    if (!o->b[i].used && o->b[i].size - TAG > m)
-      m = o->b[i].size - TAG;
+    if (!o->b[i].used && o->b[i].size - SHH_TAG > m)
+      m = o->b[i].size - SHH_TAG;
   return m;
 }
 
@@ -237,7 +238,7 @@ static void assert_same(shmheap_memory_handle mem, const struct oracle *o) {
   g_assert_cmpuint(st.used_blocks, ==, nu);
   g_assert_cmpuint(st.free_blocks, ==, nf);
   g_assert_cmpuint(st.largest_free, ==, oracle_largest_free(o));
-  g_assert_cmpuint(st.used_bytes + st.free_bytes + HDR, ==, o->len);
+  g_assert_cmpuint(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE, ==, o->len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -346,7 +347,7 @@ static void run_trace(const struct trace_cfg *cfg) {
         if (q != NULL)
           g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
                   ", %zu) returned %" G_GUINT64_FORMAT ", oracle says ENOMEM",
-                  cfg->seed, op, x->block + TAG, n, (uint64_t)(q - base));
+                  cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - base));
         g_assert_cmpint(errno, ==, ENOMEM);
         if (cfg->fill_drain)
           filling = 0;
@@ -356,13 +357,13 @@ static void run_trace(const struct trace_cfg *cfg) {
       if (q == NULL)
         g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
                 ", %zu) failed (errno %d), oracle says %" G_GUINT64_FORMAT,
-                cfg->seed, op, x->block + TAG, n, errno, expect + TAG);
-      if ((uint64_t)(q - base) != expect + TAG)
+                cfg->seed, op, x->block + SHH_TAG, n, errno, expect + SHH_TAG);
+      if ((uint64_t)(q - base) != expect + SHH_TAG)
         g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
                 ", %zu) returned %" G_GUINT64_FORMAT
                 ", oracle %" G_GUINT64_FORMAT,
-                cfg->seed, op, x->block + TAG, n, (uint64_t)(q - base),
-                expect + TAG);
+                cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - base),
+                expect + SHH_TAG);
       if (expect != x->block)
         n_moved++;
       struct obj old = *x;
@@ -397,13 +398,13 @@ static void run_trace(const struct trace_cfg *cfg) {
       if (p == NULL)
         g_error("seed %" G_GUINT64_FORMAT " op %d: alloc(%zu) failed (errno "
                 "%d), oracle says %" G_GUINT64_FORMAT,
-                cfg->seed, op, n, errno, expect + TAG);
-      if ((uint64_t)(p - base) != expect + TAG) {
+                cfg->seed, op, n, errno, expect + SHH_TAG);
+      if ((uint64_t)(p - base) != expect + SHH_TAG) {
         dump_blocks(&o);
         g_error("seed %" G_GUINT64_FORMAT
                 " op %d: alloc(%zu) returned %" G_GUINT64_FORMAT
                 ", oracle %" G_GUINT64_FORMAT,
-                cfg->seed, op, n, (uint64_t)(p - base), expect + TAG);
+                cfg->seed, op, n, (uint64_t)(p - base), expect + SHH_TAG);
       }
       if (zeroed) {
         size_t k = n < 4096 ? n : 4096;
@@ -453,39 +454,45 @@ static void run_trace(const struct trace_cfg *cfg) {
 static void test_oracle_self(void) {
   struct oracle o;
   oracle_init(&o, 4096);
-  g_assert_cmpuint(o.b[0].size, ==, 4096 - 72);
-  g_assert_cmpuint(oracle_alloc(&o, 100), ==, 72); /* carve 112 */
-  g_assert_cmpuint(oracle_alloc(&o, 0), ==, 184);  /* carve 48 */
-  g_assert_cmpuint(oracle_alloc(&o, 40), ==, 232); /* carve 48 */
-  g_assert_cmpuint(oracle_alloc(&o, 41), ==, 280); /* carve 64 */
-  oracle_free(&o, 184);
-  g_assert_cmpuint(oracle_alloc(&o, 41), ==, 344); /* 48 too small */
-  g_assert_cmpuint(oracle_alloc(&o, 40), ==, 184); /* exact */
-  oracle_free(&o, 232);
-  oracle_free(&o, 184); /* merges with 232 */
+  g_assert_cmpuint(o.b[0].size, ==, 4096 - SHH_FIRST);
+  g_assert_cmpuint(oracle_alloc(&o, 100), ==, SHH_FIRST);      /* carve 112 */
+  g_assert_cmpuint(oracle_alloc(&o, 0), ==, SHH_FIRST + 112);  /* carve 48 */
+  g_assert_cmpuint(oracle_alloc(&o, 40), ==, SHH_FIRST + 160); /* carve 48 */
+  g_assert_cmpuint(oracle_alloc(&o, 41), ==, SHH_FIRST + 208); /* carve 64 */
+  oracle_free(&o, SHH_FIRST + 112);
+  g_assert_cmpuint(oracle_alloc(&o, 41), ==,
+                   SHH_FIRST + 272); /* 48 too small */
+  g_assert_cmpuint(oracle_alloc(&o, 40), ==, SHH_FIRST + 112); /* exact */
+  oracle_free(&o, SHH_FIRST + 160);
+  oracle_free(&o, SHH_FIRST + 112); /* merges with SHH_FIRST + 160 */
   g_assert_cmpuint(o.n, ==, 5);
-  g_assert_cmpuint(o.b[1].off, ==, 184);
+  g_assert_cmpuint(o.b[1].off, ==, SHH_FIRST + 112);
   g_assert_cmpuint(o.b[1].size, ==, 96);
-  g_assert_cmpuint(oracle_alloc(&o, 20), ==, 184); /* 96-48=48: split */
-  g_assert_cmpuint(o.b[2].off, ==, 232);
+  g_assert_cmpuint(oracle_alloc(&o, 20), ==,
+                   SHH_FIRST + 112); /* 96-48=48: split */
+  g_assert_cmpuint(o.b[2].off, ==, SHH_FIRST + 160);
   g_assert_cmpuint(o.b[2].size, ==, 48);
   /* realloc in place, shrink, grow into next, move */
-  g_assert_cmpuint(oracle_realloc(&o, 72, 50), ==, 72); /* 112-64=48 split */
+  g_assert_cmpuint(oracle_realloc(&o, SHH_FIRST, 50), ==,
+                   SHH_FIRST); /* 112-64=48 split */
   g_assert_cmpuint(o.b[0].size, ==, 64);
-  g_assert_cmpuint(o.b[1].off, ==, 136);
-  g_assert_cmpuint(oracle_realloc(&o, 72, 104), ==, 72); /* back to 112 */
+  g_assert_cmpuint(o.b[1].off, ==, SHH_FIRST + 64);
+  g_assert_cmpuint(oracle_realloc(&o, SHH_FIRST, 104), ==,
+                   SHH_FIRST); /* back to 112 */
   g_assert_cmpuint(o.b[0].size, ==, 112);
-  g_assert_cmpuint(o.b[1].off, ==, 184);
-  g_assert_cmpuint(oracle_realloc(&o, 72, 200), ==, 408); /* moves */
+  g_assert_cmpuint(o.b[1].off, ==, SHH_FIRST + 112);
+  g_assert_cmpuint(oracle_realloc(&o, SHH_FIRST, 200), ==,
+                   SHH_FIRST + 336); /* moves */
   /* the whole heap: the last block is 8 mod 16 */
   oracle_fini(&o);
   oracle_init(&o, 4096);
-  g_assert_cmpuint(oracle_alloc(&o, 4096 - 79), ==, 0);
-  g_assert_cmpuint(oracle_alloc(&o, 4096 - 80), ==, 72);
-  g_assert_cmpuint(o.b[0].size, ==, 4096 - 72);
-  g_assert_cmpuint(oracle_realloc(&o, 72, 0), ==, 72);
+  g_assert_cmpuint(oracle_alloc(&o, 4096 - SHMHEAP_OVERHEAD + 1), ==, 0);
+  g_assert_cmpuint(oracle_alloc(&o, 4096 - SHMHEAP_OVERHEAD), ==, SHH_FIRST);
+  g_assert_cmpuint(o.b[0].size, ==, 4096 - SHH_FIRST);
+  g_assert_cmpuint(oracle_realloc(&o, SHH_FIRST, 0), ==, SHH_FIRST);
   g_assert_cmpuint(o.b[0].size, ==, 48);
-  g_assert_cmpuint(oracle_realloc(&o, 72, 4096 - 80), ==, 72);
+  g_assert_cmpuint(oracle_realloc(&o, SHH_FIRST, 4096 - SHMHEAP_OVERHEAD), ==,
+                   SHH_FIRST);
   g_assert_cmpuint(o.n, ==, 1);
   oracle_fini(&o);
 }

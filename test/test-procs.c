@@ -10,20 +10,21 @@
 #include <shmheap.h>
 #include <stdlib.h>
 
-enum { HDR = 72, TAG = 8 };
+#include "layout.h"
 
 static void heap_open(struct heap *h, size_t len) {
   th_heap_open(h, "procs", len);
 }
 
-/* The heap is empty and fully merged: alloc(len - 80) succeeds. */
+/* The heap is empty and fully merged: alloc(len - SHMHEAP_OVERHEAD)
+ * succeeds. */
 static void assert_empty(const struct heap *h) {
   g_assert_cmpint(shmheap_check(h->mem), ==, 0);
   struct shmheap_stats st;
   g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.used_blocks, ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 1);
-  g_assert_cmpuint(st.used_bytes + st.free_bytes + HDR, ==, h->len);
+  g_assert_cmpuint(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE, ==, h->len);
   void *p = shmheap_alloc(h->mem, h->len - SHMHEAP_OVERHEAD);
   g_assert_true(p == h->base + SHMHEAP_OVERHEAD);
   shmheap_free(h->mem, p);
