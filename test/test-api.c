@@ -1178,85 +1178,100 @@ static void test_realloc_null(void) {
   heap_close(&h);
 }
 
-static void test_realloc_shrink(void) {
-  struct heap h;
-  heap_open(&h, 1 << 16);
-  const size_t whole = h.len - SHMHEAP_OVERHEAD;
-  char *p = shmheap_alloc(h.mem, whole);
-  g_assert_true(p == h.base + SHMHEAP_OVERHEAD);
+/* Shrinks the heap-wide block step by step down to the minimum; returns it,
+ * still allocated. */
+static char *shrink_whole_block(const struct heap *h) {
+  const size_t whole = h->len - SHMHEAP_OVERHEAD;
+  char *p = shmheap_alloc(h->mem, whole);
+  g_assert_true(p == h->base + SHMHEAP_OVERHEAD);
   th_fill(p, whole, 5, 80);
 
   /* Shrink: same pointer, contents kept, tail is a free block. */
-  char *q = shmheap_realloc(h.mem, p, 1000);
+  char *q = shmheap_realloc(h->mem, p, 1000);
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, carve_for(1000));
+  g_assert_cmpuint(block_size_of(h, p), ==, carve_for(1000));
   g_assert_cmpint(th_check_fill(p, 1000, 5, 80), ==, -1);
   struct shmheap_stats st;
-  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.used_bytes, ==, carve_for(1000));
   g_assert_cmpuint(st.free_blocks, ==, 1);
   g_assert_cmpuint(st.largest_free, ==,
-                   h.len - SHH_FIRST - carve_for(1000) - SHH_TAG);
-  assert_sane(&h);
+                   h->len - SHH_FIRST - carve_for(1000) - SHH_TAG);
+  assert_sane(h);
   /* The tail is reusable: all of it, right after the block. */
-  char *t = shmheap_alloc(h.mem, st.largest_free);
+  char *t = shmheap_alloc(h->mem, st.largest_free);
   g_assert_true(t == p + carve_for(1000));
-  shmheap_free(h.mem, t);
+  shmheap_free(h->mem, t);
 
   /* Shrinking further merges the new tail with the free block after it. */
-  q = shmheap_realloc(h.mem, p, 100);
+  q = shmheap_realloc(h->mem, p, 100);
   g_assert_true(q == p);
   g_assert_cmpint(th_check_fill(p, 100, 5, 80), ==, -1);
-  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.used_bytes, ==, carve_for(100));
   g_assert_cmpuint(st.free_blocks, ==, 1);
-  assert_sane(&h);
+  assert_sane(h);
 
   /* Leftover < 48 stays in the block: 112 -> need 96 leaves 16. */
-  q = shmheap_realloc(h.mem, p, 80);
+  q = shmheap_realloc(h->mem, p, 80);
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, carve_for(100));
+  g_assert_cmpuint(block_size_of(h, p), ==, carve_for(100));
   g_assert_cmpint(th_check_fill(p, 80, 5, 80), ==, -1);
 
   /* realloc(p, 0) shrinks to the minimum block and keeps it. */
-  q = shmheap_realloc(h.mem, p, 0);
+  q = shmheap_realloc(h->mem, p, 0);
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, SHH_MIN_BLOCK);
+  g_assert_cmpuint(block_size_of(h, p), ==, SHH_MIN_BLOCK);
   g_assert_cmpint(th_check_fill(p, 40, 5, 80), ==, -1);
-  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.used_blocks, ==, 1);
-  assert_sane(&h);
+  assert_sane(h);
 
+  return p;
+}
+
+/* Shrinks a block that has a live block after it. P is a live block,
+ * freed first. */
+static void shrink_before_live(const struct heap *h, char *p) {
+  char *q;
+  struct shmheap_stats st;
   /* A shrink whose tail has a live block after it: tail becomes a new free
    * block of its own. */
-  shmheap_free(h.mem, p);
-  p = shmheap_alloc(h.mem, 1000);
-  char *next = shmheap_alloc(h.mem, 1000);
+  shmheap_free(h->mem, p);
+  p = shmheap_alloc(h->mem, 1000);
+  char *next = shmheap_alloc(h->mem, 1000);
   g_assert_true(next == p + carve_for(1000));
-  th_fill(p, 1000, 6, off_of(&h, p));
-  q = shmheap_realloc(h.mem, p, 500);
+  th_fill(p, 1000, 6, off_of(h, p));
+  q = shmheap_realloc(h->mem, p, 500);
   g_assert_true(q == p);
-  g_assert_cmpint(th_check_fill(p, 500, 6, off_of(&h, p)), ==, -1);
-  g_assert_cmpuint(block_size_of(&h, p), ==, carve_for(500));
-  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpint(th_check_fill(p, 500, 6, off_of(h, p)), ==, -1);
+  g_assert_cmpuint(block_size_of(h, p), ==, carve_for(500));
+  g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 2);
   g_assert_cmpuint(st.used_bytes, ==, carve_for(500) + carve_for(1000));
-  assert_sane(&h);
+  assert_sane(h);
   /* A tail of exactly 48 bytes is split off (and merges with the free tail
    * after it); one of 16 is not. */
-  q = shmheap_realloc(h.mem, p, 456); /* carve 464 of 512 */
+  q = shmheap_realloc(h->mem, p, 456); /* carve 464 of 512 */
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, 464);
-  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  g_assert_cmpuint(block_size_of(h, p), ==, 464);
+  g_assert_cmpint(shmheap_stats(h->mem, &st), ==, 0);
   g_assert_cmpuint(st.free_blocks, ==, 2);
   g_assert_cmpuint(st.used_bytes, ==, 464 + carve_for(1000));
-  q = shmheap_realloc(h.mem, p, 440); /* carve 448 of 464 */
+  q = shmheap_realloc(h->mem, p, 440); /* carve 448 of 464 */
   g_assert_true(q == p);
-  g_assert_cmpuint(block_size_of(&h, p), ==, 464);
-  g_assert_cmpint(th_check_fill(p, 440, 6, off_of(&h, p)), ==, -1);
-  assert_sane(&h);
-  shmheap_free(h.mem, p);
-  shmheap_free(h.mem, next);
+  g_assert_cmpuint(block_size_of(h, p), ==, 464);
+  g_assert_cmpint(th_check_fill(p, 440, 6, off_of(h, p)), ==, -1);
+  assert_sane(h);
+  shmheap_free(h->mem, p);
+  shmheap_free(h->mem, next);
+}
+
+static void test_realloc_shrink(void) {
+  struct heap h;
+  heap_open(&h, 1 << 16);
+  char *p = shrink_whole_block(&h);
+  shrink_before_live(&h, p);
   assert_empty(&h);
   heap_close(&h);
 }

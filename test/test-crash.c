@@ -283,113 +283,137 @@ static bool reap_registry(shmheap_memory_handle mem, struct reg_table *reg) {
 
 enum { STORM_CHILDREN = 3, STORM_KILLS = 500 };
 
-static void test_kill_storm(void) {
-  th_watchdog_arm(300, "/crash/kill-storm");
-  const size_t len = 4u << 20;
+/* A storm under way: the heap, the parent's blocks, the children and their
+ * registries, and the tally of kills. */
+struct storm {
   char name[64];
-  th_shm_name(name, sizeof name, "crash");
-  shmheap_memory_handle mem = shmheap_create(name, len);
-  g_assert_nonnull(mem);
-  uint64_t rng = 0x5702u;
-
+  size_t len;
+  shmheap_memory_handle mem;
+  uint64_t rng;
   struct pblock held[NPARENT], churn[NPARENT];
-  for (unsigned i = 0; i < NPARENT; i++) {
-    pblock_alloc(mem, len, &held[i], 1 + th_rand_below(&rng, 5000), 100 + i);
-    pblock_alloc(mem, len, &churn[i], th_rand_below(&rng, 700), 200 + i);
-  }
-
   struct reg_table *reg[STORM_CHILDREN];
   struct storm_arg args[STORM_CHILDREN];
   pid_t pid[STORM_CHILDREN];
+  unsigned tried, survived, child_failures;
+  uint64_t child_ops, kills_after_ops;
+};
+
+/* The heap, the parent's held and churned blocks, and the children. */
+static void storm_start(struct storm *st) {
+  st->len = 4u << 20;
+  th_shm_name(st->name, sizeof st->name, "crash");
+  st->mem = shmheap_create(st->name, st->len);
+  g_assert_nonnull(st->mem);
+  st->rng = 0x5702u;
+  for (unsigned i = 0; i < NPARENT; i++) {
+    pblock_alloc(st->mem, st->len, &st->held[i],
+                 1 + th_rand_below(&st->rng, 5000), 100 + i);
+    pblock_alloc(st->mem, st->len, &st->churn[i], th_rand_below(&st->rng, 700),
+                 200 + i);
+  }
   for (unsigned c = 0; c < STORM_CHILDREN; c++) {
-    reg[c] = shmheap_calloc(mem, 1, sizeof(struct reg_table));
-    g_assert_nonnull(reg[c]);
-    args[c] = (struct storm_arg){name, len, shmheap_ptr_to_handle(mem, reg[c]),
-                                 th_rand(&rng)};
-    pid[c] = th_fork_start(storm_child, &args[c], 0);
+    st->reg[c] = shmheap_calloc(st->mem, 1, sizeof(struct reg_table));
+    g_assert_nonnull(st->reg[c]);
+    st->args[c] = (struct storm_arg){st->name, st->len,
+                                     shmheap_ptr_to_handle(st->mem, st->reg[c]),
+                                     th_rand(&st->rng)};
+    st->pid[c] = th_fork_start(storm_child, &st->args[c], 0);
   }
+}
 
-  unsigned tried = 0, survived = 0, child_failures = 0;
-  uint64_t child_ops = 0, kills_after_ops = 0;
-  while (tried < STORM_KILLS + STORM_CHILDREN) {
-    unsigned c = (unsigned)th_rand_below(&rng, STORM_CHILDREN);
-    bool final = tried >= STORM_KILLS;
-    if (final) { /* the end: kill every child once more, in order */
-      c = tried - STORM_KILLS;
-    } else {
-      /* Let the child get going (a loaded machine may take a while to
-       * fork and connect), then kill it at a random moment. */
-      for (unsigned w = 0;
-           w < 2000 && __atomic_load_n(&reg[c]->ops, __ATOMIC_RELAXED) == 0;
-           w++)
-        g_usleep(500);
-      g_usleep((gulong)th_rand_below(&rng, 3000));
-    }
-    g_assert_cmpint(kill(pid[c], SIGKILL), ==, 0);
-    int status = th_wait(pid[c]);
-    tried++;
-    if (!killed_by(status, SIGKILL)) {
-      char buf[64];
-      g_test_message("storm child %u ended by %s, not by our SIGKILL", c,
-                     describe_status(status, buf, sizeof buf));
-      child_failures++;
-    }
-    uint64_t ops = reg[c]->ops;
-    child_ops += ops;
-    kills_after_ops += ops > 0;
-    reg[c]->ops = 0;
-
-    /* The dead child's blocks are intact; the heap checks clean; the
-     * parent's own blocks are intact and its alloc/free work at once. */
-    bool ok = reap_registry(mem, reg[c]);
-    if (ok && shmheap_check(mem) != 0) {
-      g_test_message("check failed after kill %u: errno %d", tried, errno);
-      ok = false;
-    }
-    unsigned k = (unsigned)th_rand_below(&rng, NPARENT);
-    pblock_free(mem, &churn[k]);
-    pblock_alloc(mem, len, &churn[k], th_rand_below(&rng, 700), 300 + tried);
-    if (tried % 16 == 0)
-      for (unsigned i = 0; i < NPARENT; i++)
-        pblock_verify(mem, &held[i]);
-    survived += ok;
-    if (!final)
-      pid[c] = th_fork_start(storm_child, &args[c], 0);
+/* Kills one child (at a random moment once it got going; the final kills
+ * take every child in order) and checks what it leaves: the dead child's
+ * blocks are intact, the heap checks clean, the parent's own blocks are
+ * intact and its alloc/free work at once. Then starts the child again. */
+static void storm_kill_one(struct storm *st) {
+  unsigned c = (unsigned)th_rand_below(&st->rng, STORM_CHILDREN);
+  bool final = st->tried >= STORM_KILLS;
+  if (final) { /* the end: kill every child once more, in order */
+    c = st->tried - STORM_KILLS;
+  } else {
+    /* Let the child get going (a loaded machine may take a while to
+     * fork and connect), then kill it at a random moment. */
+    for (unsigned w = 0;
+         w < 2000 && __atomic_load_n(&st->reg[c]->ops, __ATOMIC_RELAXED) == 0;
+         w++)
+      g_usleep(500);
+    g_usleep((gulong)th_rand_below(&st->rng, 3000));
   }
+  g_assert_cmpint(kill(st->pid[c], SIGKILL), ==, 0);
+  int status = th_wait(st->pid[c]);
+  st->tried++;
+  if (!killed_by(status, SIGKILL)) {
+    char buf[64];
+    g_test_message("storm child %u ended by %s, not by our SIGKILL", c,
+                   describe_status(status, buf, sizeof buf));
+    st->child_failures++;
+  }
+  uint64_t ops = st->reg[c]->ops;
+  st->child_ops += ops;
+  st->kills_after_ops += ops > 0;
+  st->reg[c]->ops = 0;
+
+  bool ok = reap_registry(st->mem, st->reg[c]);
+  if (ok && shmheap_check(st->mem) != 0) {
+    g_test_message("check failed after kill %u: errno %d", st->tried, errno);
+    ok = false;
+  }
+  unsigned k = (unsigned)th_rand_below(&st->rng, NPARENT);
+  pblock_free(st->mem, &st->churn[k]);
+  pblock_alloc(st->mem, st->len, &st->churn[k], th_rand_below(&st->rng, 700),
+               300 + st->tried);
+  if (st->tried % 16 == 0)
+    for (unsigned i = 0; i < NPARENT; i++)
+      pblock_verify(st->mem, &st->held[i]);
+  st->survived += ok;
+  if (!final)
+    st->pid[c] = th_fork_start(storm_child, &st->args[c], 0);
+}
+
+/* Everything that is not leaked goes back: after the parent frees all it
+ * holds, only the blocks of children killed between alloc and publish
+ * remain allocated. */
+static void storm_wind_down(struct storm *st) {
+  for (unsigned i = 0; i < NPARENT; i++) {
+    pblock_free(st->mem, &st->held[i]);
+    pblock_free(st->mem, &st->churn[i]);
+  }
+  for (unsigned c = 0; c < STORM_CHILDREN; c++)
+    shmheap_free(st->mem, st->reg[c]);
+  struct shmheap_stats stats;
+  g_assert_cmpint(shmheap_stats(st->mem, &stats), ==, 0);
+  g_test_message(
+      "kill-storm: %" PRIu64 " blocks (%" PRIu64
+      " bytes) leaked by children killed between an alloc and publishing it",
+      stats.used_blocks, stats.used_bytes);
+  g_assert_cmpuint(stats.used_blocks, <=, 2 * st->tried);
+  assert_heap_works(st->mem, st->len);
+  shmheap_destroy(NULL, st->mem);
+  g_assert_false(th_shm_exists(st->name));
+}
+
+static void test_kill_storm(void) {
+  th_watchdog_arm(300, "/crash/kill-storm");
+  static struct storm st;
+  memset(&st, 0, sizeof st);
+  storm_start(&st);
+  while (st.tried < STORM_KILLS + STORM_CHILDREN)
+    storm_kill_one(&st);
 
   g_test_message("kill-storm: %u of %u kills survived (%" PRIu64
                  " of them after the child had completed operations, %" PRIu64
                  " child operations in all)",
-                 survived, tried, kills_after_ops, child_ops);
-  g_assert_cmpuint(child_failures, ==, 0);
-  g_assert_cmpuint(survived, ==, tried);
-  g_assert_cmpuint(kills_after_ops, >, STORM_KILLS / 2);
+                 st.survived, st.tried, st.kills_after_ops, st.child_ops);
+  g_assert_cmpuint(st.child_failures, ==, 0);
+  g_assert_cmpuint(st.survived, ==, st.tried);
+  g_assert_cmpuint(st.kills_after_ops, >, STORM_KILLS / 2);
 
   for (unsigned i = 0; i < NPARENT; i++)
-    pblock_verify(mem, &held[i]);
-  assert_heap_works(mem, len);
-  unsigned n = exhaust_and_verify(mem, len, held, NPARENT);
+    pblock_verify(st.mem, &st.held[i]);
+  assert_heap_works(st.mem, st.len);
+  unsigned n = exhaust_and_verify(st.mem, st.len, st.held, NPARENT);
   g_assert_cmpuint(n, >, 0);
-
-  /* Everything that is not leaked goes back: after the parent frees all it
-   * holds, only the blocks of children killed between alloc and publish
-   * remain allocated. */
-  for (unsigned i = 0; i < NPARENT; i++) {
-    pblock_free(mem, &held[i]);
-    pblock_free(mem, &churn[i]);
-  }
-  for (unsigned c = 0; c < STORM_CHILDREN; c++)
-    shmheap_free(mem, reg[c]);
-  struct shmheap_stats st;
-  g_assert_cmpint(shmheap_stats(mem, &st), ==, 0);
-  g_test_message(
-      "kill-storm: %" PRIu64 " blocks (%" PRIu64
-      " bytes) leaked by children killed between an alloc and publishing it",
-      st.used_blocks, st.used_bytes);
-  g_assert_cmpuint(st.used_blocks, <=, 2 * tried);
-  assert_heap_works(mem, len);
-  shmheap_destroy(NULL, mem);
-  g_assert_false(th_shm_exists(name));
+  storm_wind_down(&st);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -352,88 +352,86 @@ static int count_block(const struct shmheap_block *b, void *arg) {
   return 0;
 }
 
-/* Allocates, writes, reallocates and frees on a heap that may be damaged:
- * every call succeeds or fails with a documented errno; every block it gets
- * lies inside the data area. Frees the reference heap's used blocks too
- * (when FREE_REF). */
-static void exercise(const struct trial *t, shmheap_memory_handle mem,
-                     struct seen *s, bool free_ref) {
-  const struct trial_ctx *c = t->ctx;
-  const size_t len = c->len;
-  uint64_t rng = t->seed;
+enum { MAX_GOT = 12 };
 
-  errno = 0;
-  if (shmheap_check(mem) != 0)
-    note_errno(s, "check", errno, false, false);
-  struct shmheap_stats st;
-  if (shmheap_stats(mem, &st) != 0)
-    note_errno(s, "stats", errno, false, false);
-
-  void *got[12];
-  size_t gsz[12];
+/* Allocates (some with calloc) fixed and random sizes and writes them;
+ * returns how many it got, in GOT and GSZ. */
+static unsigned exercise_alloc(const struct trial *t, shmheap_memory_handle mem,
+                               struct seen *s, uint64_t *rng,
+                               void *got[MAX_GOT], size_t gsz[MAX_GOT]) {
   unsigned ngot = 0;
   static const size_t sizes[] = {0, 1, 24, 100, 1000, 5000, 40000};
   for (size_t i = 0; i < G_N_ELEMENTS(sizes) + 3; i++) {
-    size_t sz = i < G_N_ELEMENTS(sizes) ? sizes[i] : th_rand_below(&rng, 3000);
+    size_t sz = i < G_N_ELEMENTS(sizes) ? sizes[i] : th_rand_below(rng, 3000);
     errno = 0;
     void *p = i % 3 == 2 ? shmheap_calloc(mem, 1, sz) : shmheap_alloc(mem, sz);
     if (p == NULL) {
       note_errno(s, "alloc", errno, false, true);
       continue;
     }
-    if (!in_heap(mem, len, p, sz))
+    if (!in_heap(mem, t->ctx->len, p, sz))
       outside(t, "alloc", p, sz);
     memset(p, 0x5a, sz);
     got[ngot] = p;
     gsz[ngot++] = sz;
   }
+  return ngot;
+}
 
-  if (free_ref) {
-    /* the reference blocks, in a random order, some through realloc */
-    unsigned order[64];
-    for (unsigned i = 0; i < c->nused; i++)
-      order[i] = i;
-    for (unsigned i = c->nused; i > 1; i--) {
-      unsigned j = (unsigned)th_rand_below(&rng, i);
-      unsigned tmp = order[i - 1];
-      order[i - 1] = order[j];
-      order[j] = tmp;
+/* Frees the reference heap's used blocks, in a random order, some through
+ * realloc first. */
+static void exercise_free_ref(const struct trial *t, shmheap_memory_handle mem,
+                              struct seen *s, uint64_t *rng) {
+  const struct trial_ctx *c = t->ctx;
+  unsigned order[64];
+  for (unsigned i = 0; i < c->nused; i++)
+    order[i] = i;
+  for (unsigned i = c->nused; i > 1; i--) {
+    unsigned j = (unsigned)th_rand_below(rng, i);
+    unsigned tmp = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = tmp;
+  }
+  for (unsigned k = 0; k < c->nused; k++) {
+    unsigned i = order[k];
+    void *p = shmheap_handle_to_ptr(mem, c->used_off[i] + SHH_TAG);
+    if (p == NULL) {
+      s->bad = true;
+      s->bad_errno = 0;
+      s->bad_what = "handle_to_ptr of a reference block";
+      continue;
     }
-    for (unsigned k = 0; k < c->nused; k++) {
-      unsigned i = order[k];
-      void *p = shmheap_handle_to_ptr(mem, c->used_off[i] + 8);
-      if (p == NULL) {
-        s->bad = true;
-        s->bad_errno = 0;
-        s->bad_what = "handle_to_ptr of a reference block";
+    errno = 0;
+    size_t us = shmheap_usable_size(mem, p);
+    if (us == 0)
+      note_errno(s, "usable_size", errno, true, false);
+    else if (!in_heap(mem, c->len, p, us))
+      outside(t, "usable_size", p, us);
+    errno = 0;
+    if (k % 3 == 0) {
+      size_t sz = th_rand_below(rng, 2000);
+      void *q = shmheap_realloc(mem, p, sz);
+      if (q == NULL) {
+        note_errno(s, "realloc", errno, true, true);
         continue;
       }
+      if (!in_heap(mem, c->len, q, sz))
+        outside(t, "realloc", q, sz);
+      memset(q, 0x3c, sz);
+      p = q;
       errno = 0;
-      size_t us = shmheap_usable_size(mem, p);
-      if (us == 0)
-        note_errno(s, "usable_size", errno, true, false);
-      else if (!in_heap(mem, len, p, us))
-        outside(t, "usable_size", p, us);
-      errno = 0;
-      if (k % 3 == 0) {
-        size_t sz = th_rand_below(&rng, 2000);
-        void *q = shmheap_realloc(mem, p, sz);
-        if (q == NULL) {
-          note_errno(s, "realloc", errno, true, true);
-          continue;
-        }
-        if (!in_heap(mem, len, q, sz))
-          outside(t, "realloc", q, sz);
-        memset(q, 0x3c, sz);
-        p = q;
-        errno = 0;
-      }
-      shmheap_free(mem, p);
-      if (errno != 0)
-        note_errno(s, "free", errno, true, false);
     }
+    shmheap_free(mem, p);
+    if (errno != 0)
+      note_errno(s, "free", errno, true, false);
   }
+}
 
+/* Frees what exercise_alloc got, every other block grown by realloc
+ * first. */
+static void exercise_release(const struct trial *t, shmheap_memory_handle mem,
+                             struct seen *s, void *got[MAX_GOT],
+                             const size_t gsz[MAX_GOT], unsigned ngot) {
   for (unsigned i = 0; i < ngot; i++) {
     void *p = got[i];
     if (i % 2 == 0) {
@@ -442,7 +440,7 @@ static void exercise(const struct trial *t, shmheap_memory_handle mem,
       if (q == NULL) {
         note_errno(s, "realloc", errno, true, true);
       } else {
-        if (!in_heap(mem, len, q, gsz[i] * 2 + 16))
+        if (!in_heap(mem, t->ctx->len, q, gsz[i] * 2 + 16))
           outside(t, "realloc", q, gsz[i] * 2 + 16);
         p = q;
       }
@@ -452,6 +450,29 @@ static void exercise(const struct trial *t, shmheap_memory_handle mem,
     if (errno != 0)
       note_errno(s, "free", errno, true, false);
   }
+}
+
+/* Allocates, writes, reallocates and frees on a heap that may be damaged:
+ * every call succeeds or fails with a documented errno; every block it gets
+ * lies inside the data area. Frees the reference heap's used blocks too
+ * (when FREE_REF). */
+static void exercise(const struct trial *t, shmheap_memory_handle mem,
+                     struct seen *s, bool free_ref) {
+  uint64_t rng = t->seed;
+
+  errno = 0;
+  if (shmheap_check(mem) != 0)
+    note_errno(s, "check", errno, false, false);
+  struct shmheap_stats st;
+  if (shmheap_stats(mem, &st) != 0)
+    note_errno(s, "stats", errno, false, false);
+
+  void *got[MAX_GOT];
+  size_t gsz[MAX_GOT];
+  unsigned ngot = exercise_alloc(t, mem, s, &rng, got, gsz);
+  if (free_ref)
+    exercise_free_ref(t, mem, s, &rng);
+  exercise_release(t, mem, s, got, gsz, ngot);
 
   errno = 0;
   if (shmheap_check(mem) != 0)
@@ -740,28 +761,28 @@ static void corrupt_tag(unsigned char *img, const struct trial_ctx *c,
   case 0: {
     unsigned i = (unsigned)th_rand_below(rng, c->nused);
     off = c->used_off[i];
-    sz = 8;
+    sz = SHH_TAG;
     w = snprintf(desc, n, "used tag @%zu: ", off);
     break;
   }
   case 1: {
     unsigned i = (unsigned)th_rand_below(rng, c->nfree);
     off = c->free_off[i];
-    sz = 8;
+    sz = SHH_TAG;
     w = snprintf(desc, n, "free tag @%zu: ", off);
     break;
   }
   case 2: {
     unsigned i = (unsigned)th_rand_below(rng, c->nfree);
-    off = c->free_off[i] + c->free_size[i] - 8;
-    sz = 8;
+    off = c->free_off[i] + c->free_size[i] - SHH_FOOTER;
+    sz = SHH_TAG;
     w = snprintf(desc, n, "free footer @%zu: ", off);
     break;
   }
   default: {
     unsigned i = (unsigned)th_rand_below(rng, c->nfree);
-    off = c->free_off[i] + 8;
-    sz = 32;
+    off = c->free_off[i] + SHH_TAG;
+    sz = SHH_MIN_BLOCK - SHH_TAG - SHH_FOOTER; /* the four index words */
     w = snprintf(desc, n, "free index node @%zu: ", off);
     break;
   }
@@ -806,49 +827,54 @@ static void expect_refused(shmheap_memory_handle mem, void *p,
             errno);
 }
 
-static void test_bad_pointers(void) {
-  th_watchdog_arm(60, "/hostile/bad-pointers");
-  const size_t len = 64u << 10;
+/* The heap the bad pointers are thrown at, the live blocks they must not
+ * disturb, and pointers that were blocks once or belong to another heap. */
+enum { BAD_N = 24 };
+struct bad {
+  size_t len;
   char name[64], name2[64];
-  shmheap_memory_handle mem =
-      shmheap_create(th_shm_name(name, sizeof name, "hostile"), len);
-  shmheap_memory_handle other =
-      shmheap_create(th_shm_name(name2, sizeof name2, "hostile"), len);
-  g_assert_nonnull(mem);
-  g_assert_nonnull(other);
-  unsigned char *base = shmheap_underlying(mem);
+  shmheap_memory_handle mem, other;
+  unsigned char *base;
+  unsigned char *live[BAD_N], *freed[BAD_N / 3 + 1], *foreign[4];
+  unsigned nlive, nfreed, tried;
+  uint64_t rng;
+};
 
-  enum { N = 24 };
-  unsigned char *live[N], *freed[N / 3 + 1], *foreign[4];
-  unsigned nlive = 0, nfreed = 0;
-  uint64_t rng = 0xbad;
-  for (unsigned i = 0; i < N; i++) {
-    unsigned char *p = shmheap_alloc(mem, 1 + th_rand_below(&rng, 700));
+static void bad_setup(struct bad *b) {
+  b->len = 64u << 10;
+  b->mem =
+      shmheap_create(th_shm_name(b->name, sizeof b->name, "hostile"), b->len);
+  b->other =
+      shmheap_create(th_shm_name(b->name2, sizeof b->name2, "hostile"), b->len);
+  g_assert_nonnull(b->mem);
+  g_assert_nonnull(b->other);
+  b->base = shmheap_underlying(b->mem);
+  b->rng = 0xbad;
+  for (unsigned i = 0; i < BAD_N; i++) {
+    unsigned char *p = shmheap_alloc(b->mem, 1 + th_rand_below(&b->rng, 700));
     g_assert_nonnull(p);
-    memset(p, (int)i, shmheap_usable_size(mem, p));
+    memset(p, (int)i, shmheap_usable_size(b->mem, p));
     if (i % 3 == 0)
-      freed[nfreed++] = p;
+      b->freed[b->nfreed++] = p;
     else
-      live[nlive++] = p;
+      b->live[b->nlive++] = p;
   }
-  for (unsigned i = 0; i < nfreed; i++)
-    shmheap_free(mem, freed[i]);
+  for (unsigned i = 0; i < b->nfreed; i++)
+    shmheap_free(b->mem, b->freed[i]);
   for (unsigned i = 0; i < 4; i++) {
-    foreign[i] = shmheap_alloc(other, 100 * i);
-    g_assert_nonnull(foreign[i]);
+    b->foreign[i] = shmheap_alloc(b->other, 100 * i);
+    g_assert_nonnull(b->foreign[i]);
   }
   /* freed[0] was the first block, at SHH_FIRST: its payload is not live */
-  g_assert_true(freed[0] == base + SHMHEAP_OVERHEAD);
+  g_assert_true(b->freed[0] == b->base + SHMHEAP_OVERHEAD);
+}
 
-  struct shmheap_stats before, after;
-  g_assert_cmpint(shmheap_check(mem), ==, 0);
-  g_assert_cmpint(shmheap_stats(mem, &before), ==, 0);
-  unsigned char *snap = g_malloc(len);
-  memcpy(snap, base + SHH_FIRST, len - SHH_FIRST);
-
-  unsigned tried = 0;
+/* Pointers outside the heap, at its edges, in the header: refused, and
+ * those outside the data area have no handle. */
+static void refuse_outside(struct bad *b) {
+  unsigned char *base = b->base;
+  size_t len = b->len;
   char what[64];
-  /* outside the heap, at its edges, in the header */
   int local = 0;
   void *heap_ptr = g_malloc(64);
   unsigned char *outside_ptrs[] = {
@@ -872,13 +898,23 @@ static void test_bad_pointers(void) {
       base + len + 16,
       base + len + 4096,
   };
-  for (size_t i = 0; i < G_N_ELEMENTS(outside_ptrs); i++, tried++) {
+  for (size_t i = 0; i < G_N_ELEMENTS(outside_ptrs); i++, b->tried++) {
     snprintf(what, sizeof what, "edge pointer %zu", i);
-    expect_refused(mem, outside_ptrs[i], what);
+    expect_refused(b->mem, outside_ptrs[i], what);
   }
-  /* interior pointers of live blocks */
-  for (unsigned i = 0; i < nlive; i++) {
-    size_t us = shmheap_usable_size(mem, live[i]);
+  for (size_t i = 0; i < G_N_ELEMENTS(outside_ptrs); i++)
+    if (outside_ptrs[i] < base + SHMHEAP_OVERHEAD ||
+        outside_ptrs[i] >= base + len)
+      g_assert_cmpuint(shmheap_ptr_to_handle(b->mem, outside_ptrs[i]), ==,
+                       SHMHEAP_NULL_HANDLE);
+  g_free(heap_ptr);
+}
+
+/* Interior pointers of live blocks, and just before and after them. */
+static void refuse_interior(struct bad *b) {
+  char what[64];
+  for (unsigned i = 0; i < b->nlive; i++) {
+    size_t us = shmheap_usable_size(b->mem, b->live[i]);
     const ptrdiff_t deltas[] = {1,
                                 8,
                                 15,
@@ -890,73 +926,101 @@ static void test_bad_pointers(void) {
                                 (ptrdiff_t)us - 16,
                                 (ptrdiff_t)us,
                                 (ptrdiff_t)us + 1};
-    for (size_t d = 0; d < G_N_ELEMENTS(deltas); d++, tried++) {
+    for (size_t d = 0; d < G_N_ELEMENTS(deltas); d++, b->tried++) {
       snprintf(what, sizeof what, "live[%u] %+td", i, deltas[d]);
-      expect_refused(mem, live[i] + deltas[d], what);
+      expect_refused(b->mem, b->live[i] + deltas[d], what);
     }
   }
-  /* freed pointers (double frees), pointers into another heap */
-  for (unsigned i = 0; i < nfreed; i++, tried++) {
+}
+
+/* Freed pointers (double frees), pointers into another heap. */
+static void refuse_stale(struct bad *b) {
+  char what[64];
+  for (unsigned i = 0; i < b->nfreed; i++, b->tried++) {
     snprintf(what, sizeof what, "freed[%u]", i);
-    expect_refused(mem, freed[i], what);
+    expect_refused(b->mem, b->freed[i], what);
   }
-  for (unsigned i = 0; i < 4; i++, tried++) {
+  for (unsigned i = 0; i < 4; i++, b->tried++) {
     snprintf(what, sizeof what, "foreign[%u]", i);
-    expect_refused(mem, foreign[i], what);
+    expect_refused(b->mem, b->foreign[i], what);
   }
-  /* random addresses, and random aligned addresses inside the heap that
-   * are not the start of a live block */
-  for (unsigned i = 0; i < 2000; i++, tried++) {
+}
+
+/* Random addresses, and random aligned addresses inside the heap that are
+ * not the start of a live block. */
+static void refuse_random(struct bad *b) {
+  char what[64];
+  for (unsigned i = 0; i < 2000; i++, b->tried++) {
     unsigned char *p;
     if (i % 2)
-      p = (unsigned char *)(uintptr_t)th_rand(&rng);
+      p = (unsigned char *)(uintptr_t)th_rand(&b->rng);
     else
-      p = base + (th_rand_below(&rng, len + 256) & ~(uint64_t)(i % 4 ? 15 : 0));
+      p = b->base + (th_rand_below(&b->rng, b->len + 256) &
+                     ~(uint64_t)(i % 4 ? SHMHEAP_ALIGNMENT - 1 : 0));
     bool is_live = false;
-    for (unsigned k = 0; k < nlive; k++)
-      is_live |= p == live[k];
+    for (unsigned k = 0; k < b->nlive; k++)
+      is_live |= p == b->live[k];
     if (is_live)
       continue;
     snprintf(what, sizeof what, "random pointer %u", i);
-    expect_refused(mem, p, what);
+    expect_refused(b->mem, p, what);
   }
-  /* handles outside the data area give NULL; pointers outside give 0 */
+}
+
+/* Handles outside the data area give NULL, the others their byte. */
+static void check_random_handles(struct bad *b) {
   for (unsigned i = 0; i < 1000; i++) {
-    uint64_t h = i % 2 ? th_rand(&rng) : th_rand_below(&rng, 2 * len);
-    unsigned char *p = shmheap_handle_to_ptr(mem, h);
-    if (h < SHMHEAP_OVERHEAD || h >= len)
+    uint64_t h = i % 2 ? th_rand(&b->rng) : th_rand_below(&b->rng, 2 * b->len);
+    unsigned char *p = shmheap_handle_to_ptr(b->mem, h);
+    if (h < SHMHEAP_OVERHEAD || h >= b->len)
       g_assert_null(p);
     else
-      g_assert_true(p == base + h);
+      g_assert_true(p == b->base + h);
   }
-  for (size_t i = 0; i < G_N_ELEMENTS(outside_ptrs); i++)
-    if (outside_ptrs[i] < base + SHMHEAP_OVERHEAD ||
-        outside_ptrs[i] >= base + len)
-      g_assert_cmpuint(shmheap_ptr_to_handle(mem, outside_ptrs[i]), ==,
-                       SHMHEAP_NULL_HANDLE);
-  g_free(heap_ptr);
+}
 
-  /* the heap is exactly as it was */
-  g_assert_cmpint(shmheap_check(mem), ==, 0);
-  g_assert_cmpint(shmheap_stats(mem, &after), ==, 0);
-  g_assert_cmpmem(&before, sizeof before, &after, sizeof after);
-  g_assert_true(memcmp(snap, base + SHH_FIRST, len - SHH_FIRST) == 0);
-  g_test_message("bad-pointers: %u bad pointers refused by free, realloc "
-                 "and usable_size; heap unchanged",
-                 tried);
-  g_free(snap);
-
-  /* and the live blocks still work */
-  for (unsigned i = 0; i < nlive; i++) {
+/* The live blocks still work, and the heap empties whole. */
+static void bad_finish(struct bad *b) {
+  for (unsigned i = 0; i < b->nlive; i++) {
     errno = 0;
-    shmheap_free(mem, live[i]);
+    shmheap_free(b->mem, b->live[i]);
     g_assert_cmpint(errno, ==, 0);
   }
-  void *all = shmheap_alloc(mem, len - SHMHEAP_OVERHEAD);
+  void *all = shmheap_alloc(b->mem, b->len - SHMHEAP_OVERHEAD);
   g_assert_nonnull(all);
-  shmheap_free(mem, all);
-  shmheap_destroy(NULL, mem);
-  shmheap_destroy(NULL, other);
+  shmheap_free(b->mem, all);
+  shmheap_destroy(NULL, b->mem);
+  shmheap_destroy(NULL, b->other);
+}
+
+static void test_bad_pointers(void) {
+  th_watchdog_arm(60, "/hostile/bad-pointers");
+  static struct bad b;
+  memset(&b, 0, sizeof b);
+  bad_setup(&b);
+
+  struct shmheap_stats before, after;
+  g_assert_cmpint(shmheap_check(b.mem), ==, 0);
+  g_assert_cmpint(shmheap_stats(b.mem, &before), ==, 0);
+  unsigned char *snap = g_malloc(b.len);
+  memcpy(snap, b.base + SHH_FIRST, b.len - SHH_FIRST);
+
+  refuse_outside(&b);
+  refuse_interior(&b);
+  refuse_stale(&b);
+  refuse_random(&b);
+  check_random_handles(&b);
+
+  /* the heap is exactly as it was */
+  g_assert_cmpint(shmheap_check(b.mem), ==, 0);
+  g_assert_cmpint(shmheap_stats(b.mem, &after), ==, 0);
+  g_assert_cmpmem(&before, sizeof before, &after, sizeof after);
+  g_assert_true(memcmp(snap, b.base + SHH_FIRST, b.len - SHH_FIRST) == 0);
+  g_test_message("bad-pointers: %u bad pointers refused by free, realloc "
+                 "and usable_size; heap unchanged",
+                 b.tried);
+  g_free(snap);
+  bad_finish(&b);
 }
 
 int main(int argc, char **argv) {

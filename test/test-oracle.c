@@ -297,152 +297,185 @@ struct trace_cfg {
   int fill_drain;    /* alternate filling to failure and freeing */
 };
 
+/* One trace under way: the heap, the oracle, and the test's live objects. */
+struct trace {
+  const struct trace_cfg *cfg;
+  shmheap_memory_handle mem;
+  char *base;
+  struct oracle o;
+  GArray *live; /* struct obj */
+  uint64_t rng;
+  uint64_t n_alloc, n_fail, n_realloc, n_moved;
+  int filling;
+};
+
+/* Which operation comes next: *DO_FREE, *DO_REALLOC, or else an alloc. */
+static void trace_choose(struct trace *t, int *do_free, int *do_realloc) {
+  const struct trace_cfg *cfg = t->cfg;
+  uint64_t k = th_rand_below(&t->rng, 100);
+  if (cfg->fill_drain) {
+    /* fill until an allocation fails, then free about half */
+    if (!t->filling && t->live->len < 4)
+      t->filling = 1;
+    *do_free = !t->filling && t->live->len > 0;
+    *do_realloc = t->filling && t->live->len > 0 && k < 15;
+    if (!t->filling && th_rand_below(&t->rng, 2 * t->live->len) < 2)
+      t->filling = 1;
+  } else {
+    /* seeds differ in how much they keep live: 25..44% frees */
+    uint64_t free_pct = 25 + cfg->seed % 20;
+    *do_free = t->live->len > 0 && k < free_pct;
+    *do_realloc = !*do_free && t->live->len > 0 && k < free_pct + 15;
+  }
+}
+
+/* Frees a random live object in the heap and in the oracle. */
+static void trace_free(struct trace *t) {
+  guint i = (guint)th_rand_below(&t->rng, t->live->len);
+  struct obj x = g_array_index(t->live, struct obj, i);
+  assert_marked(&x, x.n, t->cfg->seed);
+  shmheap_free(t->mem, x.p);
+  oracle_free(&t->o, x.block);
+  g_array_remove_index_fast(t->live, i);
+}
+
+/* Reallocates a random live object; the library must answer as the oracle
+ * does. Returns 0 when the realloc failed as the oracle said (the op is
+ * then not followed by a comparison), 1 otherwise. */
+static int trace_realloc(struct trace *t, int op) {
+  const struct trace_cfg *cfg = t->cfg;
+  guint i = (guint)th_rand_below(&t->rng, t->live->len);
+  struct obj *x = &g_array_index(t->live, struct obj, i);
+  size_t n = trace_size(&t->rng, cfg->len, &t->o);
+  assert_marked(x, x->n, cfg->seed);
+  uint64_t expect = oracle_realloc(&t->o, x->block, n);
+  errno = 0;
+  char *q = shmheap_realloc(t->mem, x->p, n);
+  t->n_realloc++;
+  if (expect == 0) {
+    if (q != NULL)
+      g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
+              ", %zu) returned %" G_GUINT64_FORMAT ", oracle says ENOMEM",
+              cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - t->base));
+    g_assert_cmpint(errno, ==, ENOMEM);
+    if (cfg->fill_drain)
+      t->filling = 0;
+    assert_marked(x, x->n, cfg->seed);
+    return 0;
+  }
+  if (q == NULL)
+    g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
+            ", %zu) failed (errno %d), oracle says %" G_GUINT64_FORMAT,
+            cfg->seed, op, x->block + SHH_TAG, n, errno, expect + SHH_TAG);
+  if ((uint64_t)(q - t->base) != expect + SHH_TAG)
+    g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
+            ", %zu) returned %" G_GUINT64_FORMAT ", oracle %" G_GUINT64_FORMAT,
+            cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - t->base),
+            expect + SHH_TAG);
+  if (expect != x->block)
+    t->n_moved++;
+  struct obj old = *x;
+  x->p = q;
+  size_t keep = n < old.n ? n : old.n;
+  /* the head pattern was made for the old block offset */
+  g_assert_cmpint(th_check_fill(q, keep < 32 ? keep : 32, cfg->seed, old.block),
+                  ==, -1);
+  x->block = expect;
+  x->n = n;
+  mark(x, cfg->seed);
+  return 1;
+}
+
+/* Allocates (one time in ten with calloc); the library must answer as the
+ * oracle does. Returns 0 when it failed as the oracle said, 1 otherwise. */
+static int trace_alloc(struct trace *t, int op) {
+  const struct trace_cfg *cfg = t->cfg;
+  size_t n = trace_size(&t->rng, cfg->len, &t->o);
+  int zeroed = th_rand_below(&t->rng, 10) == 0;
+  uint64_t expect = oracle_alloc(&t->o, n);
+  errno = 0;
+  char *p = zeroed ? shmheap_calloc(t->mem, 1, n) : shmheap_alloc(t->mem, n);
+  t->n_alloc++;
+  if (expect == 0) {
+    if (p != NULL)
+      g_error("seed %" G_GUINT64_FORMAT
+              " op %d: alloc(%zu) returned %" G_GUINT64_FORMAT
+              ", oracle says ENOMEM",
+              cfg->seed, op, n, (uint64_t)(p - t->base));
+    g_assert_cmpint(errno, ==, ENOMEM);
+    t->n_fail++;
+    if (cfg->fill_drain)
+      t->filling = 0;
+    return 0;
+  }
+  if (p == NULL)
+    g_error("seed %" G_GUINT64_FORMAT " op %d: alloc(%zu) failed (errno "
+            "%d), oracle says %" G_GUINT64_FORMAT,
+            cfg->seed, op, n, errno, expect + SHH_TAG);
+  if ((uint64_t)(p - t->base) != expect + SHH_TAG) {
+    dump_blocks(&t->o);
+    g_error("seed %" G_GUINT64_FORMAT
+            " op %d: alloc(%zu) returned %" G_GUINT64_FORMAT
+            ", oracle %" G_GUINT64_FORMAT,
+            cfg->seed, op, n, (uint64_t)(p - t->base), expect + SHH_TAG);
+  }
+  if (zeroed) {
+    size_t k = n < 4096 ? n : 4096;
+    for (size_t j = 0; j < k; j++)
+      g_assert_cmpint(p[j], ==, 0);
+  }
+  struct obj x = {p, expect, n};
+  mark(&x, cfg->seed);
+  g_array_append_val(t->live, x);
+  return 1;
+}
+
+/* Frees the rest in random order: everything merges back, and the whole
+ * heap can be allocated again. */
+static void trace_drain(struct trace *t) {
+  while (t->live->len > 0)
+    trace_free(t);
+  assert_same(t->mem, &t->o);
+  g_assert_cmpuint(t->o.n, ==, 1);
+  void *all = shmheap_alloc(t->mem, t->cfg->len - SHMHEAP_OVERHEAD);
+  g_assert_true(all == t->base + SHMHEAP_OVERHEAD);
+  shmheap_free(t->mem, all);
+}
+
 static void run_trace(const struct trace_cfg *cfg) {
   char name[96];
   th_shm_name(name, sizeof name, "oracle");
-  shmheap_memory_handle mem = shmheap_create(name, cfg->len);
-  g_assert_nonnull(mem);
-  char *base = shmheap_underlying(mem);
-  struct oracle o;
-  oracle_init(&o, cfg->len);
-  GArray *live = g_array_new(FALSE, FALSE, sizeof(struct obj));
-  uint64_t rng = cfg->seed;
-  uint64_t n_alloc = 0, n_fail = 0, n_realloc = 0, n_moved = 0;
-  int filling = 1;
+  struct trace t = {.cfg = cfg, .rng = cfg->seed, .filling = 1};
+  t.mem = shmheap_create(name, cfg->len);
+  g_assert_nonnull(t.mem);
+  t.base = shmheap_underlying(t.mem);
+  oracle_init(&t.o, cfg->len);
+  t.live = g_array_new(FALSE, FALSE, sizeof(struct obj));
 
   for (int op = 0; op < cfg->ops; op++) {
-    uint64_t k = th_rand_below(&rng, 100);
-    int do_free, do_realloc;
-    if (cfg->fill_drain) {
-      /* fill until an allocation fails, then free about half */
-      if (!filling && live->len < 4)
-        filling = 1;
-      do_free = !filling && live->len > 0;
-      do_realloc = filling && live->len > 0 && k < 15;
-      if (!filling && th_rand_below(&rng, 2 * live->len) < 2)
-        filling = 1;
-    } else {
-      /* seeds differ in how much they keep live: 25..44% frees */
-      uint64_t free_pct = 25 + cfg->seed % 20;
-      do_free = live->len > 0 && k < free_pct;
-      do_realloc = !do_free && live->len > 0 && k < free_pct + 15;
-    }
-    if (do_free) {
-      guint i = (guint)th_rand_below(&rng, live->len);
-      struct obj x = g_array_index(live, struct obj, i);
-      assert_marked(&x, x.n, cfg->seed);
-      shmheap_free(mem, x.p);
-      oracle_free(&o, x.block);
-      g_array_remove_index_fast(live, i);
-    } else if (do_realloc) {
-      guint i = (guint)th_rand_below(&rng, live->len);
-      struct obj *x = &g_array_index(live, struct obj, i);
-      size_t n = trace_size(&rng, cfg->len, &o);
-      assert_marked(x, x->n, cfg->seed);
-      uint64_t expect = oracle_realloc(&o, x->block, n);
-      errno = 0;
-      char *q = shmheap_realloc(mem, x->p, n);
-      n_realloc++;
-      if (expect == 0) {
-        if (q != NULL)
-          g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
-                  ", %zu) returned %" G_GUINT64_FORMAT ", oracle says ENOMEM",
-                  cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - base));
-        g_assert_cmpint(errno, ==, ENOMEM);
-        if (cfg->fill_drain)
-          filling = 0;
-        assert_marked(x, x->n, cfg->seed);
-        continue;
-      }
-      if (q == NULL)
-        g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
-                ", %zu) failed (errno %d), oracle says %" G_GUINT64_FORMAT,
-                cfg->seed, op, x->block + SHH_TAG, n, errno, expect + SHH_TAG);
-      if ((uint64_t)(q - base) != expect + SHH_TAG)
-        g_error("seed %" G_GUINT64_FORMAT " op %d: realloc(%" G_GUINT64_FORMAT
-                ", %zu) returned %" G_GUINT64_FORMAT
-                ", oracle %" G_GUINT64_FORMAT,
-                cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - base),
-                expect + SHH_TAG);
-      if (expect != x->block)
-        n_moved++;
-      struct obj old = *x;
-      x->p = q;
-      size_t keep = n < old.n ? n : old.n;
-      /* the head pattern was made for the old block offset */
-      g_assert_cmpint(
-          th_check_fill(q, keep < 32 ? keep : 32, cfg->seed, old.block), ==,
-          -1);
-      x->block = expect;
-      x->n = n;
-      mark(x, cfg->seed);
-    } else {
-      size_t n = trace_size(&rng, cfg->len, &o);
-      int zeroed = th_rand_below(&rng, 10) == 0;
-      uint64_t expect = oracle_alloc(&o, n);
-      errno = 0;
-      char *p = zeroed ? shmheap_calloc(mem, 1, n) : shmheap_alloc(mem, n);
-      n_alloc++;
-      if (expect == 0) {
-        if (p != NULL)
-          g_error("seed %" G_GUINT64_FORMAT
-                  " op %d: alloc(%zu) returned %" G_GUINT64_FORMAT
-                  ", oracle says ENOMEM",
-                  cfg->seed, op, n, (uint64_t)(p - base));
-        g_assert_cmpint(errno, ==, ENOMEM);
-        n_fail++;
-        if (cfg->fill_drain)
-          filling = 0;
-        continue;
-      }
-      if (p == NULL)
-        g_error("seed %" G_GUINT64_FORMAT " op %d: alloc(%zu) failed (errno "
-                "%d), oracle says %" G_GUINT64_FORMAT,
-                cfg->seed, op, n, errno, expect + SHH_TAG);
-      if ((uint64_t)(p - base) != expect + SHH_TAG) {
-        dump_blocks(&o);
-        g_error("seed %" G_GUINT64_FORMAT
-                " op %d: alloc(%zu) returned %" G_GUINT64_FORMAT
-                ", oracle %" G_GUINT64_FORMAT,
-                cfg->seed, op, n, (uint64_t)(p - base), expect + SHH_TAG);
-      }
-      if (zeroed) {
-        size_t k = n < 4096 ? n : 4096;
-        for (size_t j = 0; j < k; j++)
-          g_assert_cmpint(p[j], ==, 0);
-      }
-      struct obj x = {p, expect, n};
-      mark(&x, cfg->seed);
-      g_array_append_val(live, x);
-    }
-    if (op % cfg->compare_every == 0)
-      assert_same(mem, &o);
+    int do_free, do_realloc, compare = 1;
+    trace_choose(&t, &do_free, &do_realloc);
+    if (do_free)
+      trace_free(&t);
+    else if (do_realloc)
+      compare = trace_realloc(&t, op);
+    else
+      compare = trace_alloc(&t, op);
+    if (compare && op % cfg->compare_every == 0)
+      assert_same(t.mem, &t.o);
   }
-  assert_same(mem, &o);
-
-  /* Free the rest in random order: everything merges back. */
-  while (live->len > 0) {
-    guint i = (guint)th_rand_below(&rng, live->len);
-    struct obj x = g_array_index(live, struct obj, i);
-    assert_marked(&x, x.n, cfg->seed);
-    shmheap_free(mem, x.p);
-    oracle_free(&o, x.block);
-    g_array_remove_index_fast(live, i);
-  }
-  assert_same(mem, &o);
-  g_assert_cmpuint(o.n, ==, 1);
-  void *all = shmheap_alloc(mem, cfg->len - SHMHEAP_OVERHEAD);
-  g_assert_true(all == base + SHMHEAP_OVERHEAD);
-  shmheap_free(mem, all);
+  assert_same(t.mem, &t.o);
+  trace_drain(&t);
 
   if (g_test_verbose())
     g_test_message("seed %" G_GUINT64_FORMAT " len %zu: %" G_GUINT64_FORMAT
                    " allocs (%" G_GUINT64_FORMAT " ENOMEM), %" G_GUINT64_FORMAT
                    " reallocs (%" G_GUINT64_FORMAT " moved)",
-                   cfg->seed, cfg->len, n_alloc, n_fail, n_realloc, n_moved);
-  g_array_free(live, TRUE);
-  oracle_fini(&o);
-  shmheap_destroy(NULL, mem);
+                   cfg->seed, cfg->len, t.n_alloc, t.n_fail, t.n_realloc,
+                   t.n_moved);
+  g_array_free(t.live, TRUE);
+  oracle_fini(&t.o);
+  shmheap_destroy(NULL, t.mem);
   g_assert_false(th_shm_exists(name));
 }
 
