@@ -306,14 +306,16 @@ static uint64_t dead_owner_word(struct ctx *c) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? c->m->lock_copy : 0;
 }
 
-/* A random lock word naming an owner in this PID namespace (lock.h: bits
- * 44..63 of the word). A random word of another namespace matches its
- * check bits once in 4096 and then names an owner the library must wait
- * for, as for a live holder it cannot see: that is a wait, not damage. */
-static uint64_t random_word(uint64_t *rng) {
+/* Lock words name their owner's PID namespace (lock.h: bits 44..63). A
+ * scribbled word of another namespace matches its check bits once in 4096
+ * and then names an owner the library must wait for, as it waits for a
+ * live holder it cannot see: a wait, not damage, and no test of it. So
+ * every forged word here names this namespace: LOW (the thread id and the
+ * flag bits, and random check bits if any) under this namespace's id. */
+static uint64_t word_here(uint64_t low) {
   struct stat st;
   uint64_t ns = stat("/proc/self/ns/pid", &st) == 0 ? st.st_ino & 0xfffff : 0;
-  return (th_rand(rng) & ((1ull << 44) - 1)) | ns << 44;
+  return (low & ((1ull << 44) - 1)) | ns << 44;
 }
 
 /* The lock (lock.h): a 64-bit word whose low half holds the owner's thread
@@ -328,12 +330,12 @@ static void scribble_lock(struct ctx *c, struct layout *l, struct scribble *s) {
   const char *what;
   switch (th_rand_below(rng, 7)) {
   case 0:
-    w[0] = random_word(rng);
+    w[0] = word_here(th_rand(rng));
     w[1] = th_rand(rng);
     what = "a random word and random spare bytes";
     break;
   case 1:
-    w[0] = random_word(rng);
+    w[0] = word_here(th_rand(rng));
     what = "a random word";
     break;
   case 2:
@@ -341,7 +343,7 @@ static void scribble_lock(struct ctx *c, struct layout *l, struct scribble *s) {
     what = "random spare bytes";
     break;
   case 3:
-    w[0] = (uint32_t)dead_tid();
+    w[0] = word_here((uint32_t)dead_tid());
     what = "a dead thread id (no check bits)";
     break;
   case 4:
@@ -349,14 +351,20 @@ static void scribble_lock(struct ctx *c, struct layout *l, struct scribble *s) {
     what = "the word a dead owner left (check bits valid)";
     break;
   case 5:
-    w[0] = (uint32_t)getpid();
+    w[0] = word_here((uint32_t)getpid());
     what = "the calling process's pid (no check bits)";
+    s->solo = 1;
     break;
   default:
-    w[0] = (uint32_t)getpid() | 0x80000000u;
+    w[0] = word_here((uint32_t)getpid() | 0x80000000u);
     what = "the calling process's pid with the waiters bit";
+    s->solo = 1;
     break;
   }
+  /* (solo: a word naming this live process whose zero check bits happen to
+   * match, once in 4096, is a lock this process holds: its own calls are
+   * refused with EDEADLK, and any other process would rightly wait.) */
+
   s->off = SHH_HDR_LOCK;
   s->len = 16;
   memcpy(s->val, w, 16);

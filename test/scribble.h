@@ -60,6 +60,7 @@ struct model {
 struct scribble {
   uint64_t off;
   unsigned len;
+  int solo; /* only the trial's first process may call the library */
   unsigned char old[16], val[16];
   char what[WHAT_LEN];
 };

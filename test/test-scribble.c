@@ -174,7 +174,7 @@ static int run_trial(int kind, unsigned t, const char *name,
 
   if (run_ops(&c, OPS_PER_TURN) != 0)
     return 0;
-  for (unsigned turn = 1; turn < TURNS; turn++) {
+  for (unsigned turn = 1; turn < (res->s.solo ? 1 : TURNS); turn++) {
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0)
