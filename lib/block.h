@@ -1,23 +1,25 @@
 /* block.h: the layout of a block and its boundary tags.
  *
- * A block at offset b (b is 8 mod 16) starts with an 8-byte tag; its payload
- * starts at b + 8 and is 16-byte aligned. The tag holds
- *   bits  0..2   flags: USED (this block is allocated), PREV_FREE (the block
- *                before this one is free, so its footer can be read)
- *   bits  3..47  the block's size in bytes (tag included), a multiple of 8
- *   bits 48..63  check bits: a keyed hash of the offset and bits 0..47.
- * Sizes are multiples of 16, except the block that ends the heap, whose size
- * is 8 mod 16 (the blocks span [SHH_FIRST, len) and len is a page multiple).
+ * A block at offset b (b is SHH_BLOCK_PHASE mod SHH_ALIGN) starts with an
+ * SHH_TAG-byte tag; its payload starts at b + SHH_TAG and is SHH_ALIGN-aligned.
+ * The tag holds bits  0..2   flags: USED (this block is allocated), PREV_FREE
+ * (the block before this one is free, so its footer can be read) bits  3..47
+ * the block's size in bytes (tag included), a multiple of 8 bits 48..63  check
+ * bits: a keyed hash of the offset and bits 0..47. Sizes are multiples of 16,
+ * except the block that ends the heap, whose size is 8 mod 16 (the blocks span
+ * [SHH_FIRST, len) and len is a page multiple).
  *
  * A free block also holds, right after its tag, its node in the free index
  * (left, right, and the largest size in each subtree, with the AVL balance
- * in the spare low bits) and, in its last 8 bytes, a footer
+ * in the spare low bits) and, in its last SHH_FOOTER bytes, a footer
  * that repeats its tag so the next block can find its start. An allocated
  * block carries nothing but its tag: 8 bytes of overhead.
  *
  * The check bits let free() refuse a pointer whose "tag" is user data (an
  * interior pointer) or a tag left behind by a merge (a double free), and
- * let any operation notice a scribbled tag before following it.
+ * let any operation notice a scribbled tag before following it. No tag is
+ * ever rewritten (re-signed) unless it verified first (shh_tag_valid), so a
+ * scribbled tag stays visible to shmheap_check instead of being blessed.
  */
 #ifndef SHMHEAP_BLOCK_H
 #define SHMHEAP_BLOCK_H
@@ -38,6 +40,7 @@ enum {
   SHH_N_LMAX = 16, /* largest size in the left subtree | balance + 2 */
   SHH_N_RIGHT = 24,
   SHH_N_RMAX = 32, /* largest size in the right subtree */
+  SHH_N_WORDS = 4, /* the node's words, from SHH_N_LEFT on */
 };
 
 #define SHH_SIZE_MASK 0x0000fffffffffff8ull
@@ -98,9 +101,13 @@ static inline void shh_commit(const struct shmheap *h, uint64_t off,
   shh_order();
 }
 
+static inline int shh_phase_ok(uint64_t off) {
+  return (off & (SHH_ALIGN - 1)) == SHH_BLOCK_PHASE;
+}
+
 /* A block offset that could hold a block: inside the heap, tag-aligned. */
 static inline int shh_off_ok(const struct shmheap *h, uint64_t off) {
-  return off >= SHH_FIRST && off < h->len && (off & 15) == 8 &&
+  return off >= SHH_FIRST && off < h->len && shh_phase_ok(off) &&
          h->len - off >= SHH_MIN_BLOCK;
 }
 
@@ -110,27 +117,39 @@ static inline int shh_size_ok(const struct shmheap *h, uint64_t off,
                               uint64_t size) {
   if (size < SHH_MIN_BLOCK || size > h->len - off)
     return 0;
-  return off + size == h->len || ((off + size) & 15) == 8;
+  return off + size == h->len || shh_phase_ok(off + size);
+}
+
+/* A tag that may be believed: its check bits verify for OFF and the size
+ * it gives ends at the heap's end or where another tag can start. Every
+ * tag an operation rewrites, or whose size it follows, passes this first. */
+static inline int shh_tag_valid(const struct shmheap *h, uint64_t off,
+                                uint64_t tag) {
+  return shh_tag_ok(h, off, tag) && shh_size_ok(h, off, shh_tag_size(tag));
 }
 
 /* A free block of size S fits a request of SZ bytes when S >= shh_fit(SZ),
- * i.e. its payload S - 8 holds SZ (SZ <= len, so nothing overflows). */
+ * i.e. its payload S - SHH_TAG holds SZ (SZ <= len, so nothing overflows). */
 static inline uint64_t shh_fit(uint64_t sz) {
-  uint64_t n = (sz + SHH_TAG + 7) & ~(uint64_t)7;
+  uint64_t n = (sz + SHH_TAG + SHH_F_MASK) & SHH_SIZE_MASK;
   return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
 }
 
 /* The size of the block carved for SZ bytes when a bigger block is split:
  * a multiple of 16, so the rest starts tag-aligned. */
 static inline uint64_t shh_carve(uint64_t sz) {
-  uint64_t n = (sz + SHH_TAG + 15) & ~(uint64_t)15;
+  uint64_t n = (sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
   return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
 }
 
-/* Writes the footer of a free block: a copy of its tag in its last word. */
+/* The footer of a free block: a copy of its tag in its last word. */
+static inline uint64_t shh_footer(const struct shmheap *h, uint64_t off,
+                                  uint64_t size) {
+  return shh_ld(h, off + size - SHH_FOOTER);
+}
 static inline void shh_put_footer(const struct shmheap *h, uint64_t off,
                                   uint64_t size, uint64_t tag) {
-  shh_st(h, off + size - 8, tag);
+  shh_st(h, off + size - SHH_FOOTER, tag);
 }
 
 #endif

@@ -1,34 +1,34 @@
 /* check.c: looking inside a heap: the integrity check, the figures, and the
- * block walk. All of them walk the tags under the lock, O(n) in blocks. */
-#include <errno.h>
-
+ * public block walk. All of them scan the tags under the lock, O(n) in
+ * blocks; they only read. */
 #include "block.h"
 #include "index.h"
-#include "lock.h"
+#include "locked.h"
 
 struct tally {
+  int strict; /* check every invariant, not only what the scan relies on */
   struct shmheap_stats st;
   int (*fn)(const struct shmheap_block *, void *);
   void *arg;
   int fn_result;
 };
 
-/* Walks every tag, checking what the walk itself relies on and, if STRICT,
- * every boundary-tag invariant. Returns 0, -1 on damage, or stops early
- * when T->fn returns nonzero. */
-static int walk(const struct shmheap *h, int strict, struct tally *t) {
+/* Scans every tag in address order, checking what the scan itself relies
+ * on and, if T->strict, every boundary-tag invariant. Returns 0, EUCLEAN
+ * on damage, or stops early when T->fn returns nonzero. */
+static int scan_tags(const struct shmheap *h, struct tally *t) {
   uint64_t off = SHH_FIRST;
   int prev_free = 0;
   while (off < h->len) {
     uint64_t tag = shh_ld(h, off), size = shh_tag_size(tag);
-    if (!shh_tag_ok(h, off, tag) || !shh_size_ok(h, off, size))
-      return -1;
+    if (!shh_tag_valid(h, off, tag))
+      return EUCLEAN;
     int used = shh_tag_used(tag);
-    if (strict) {
+    if (t->strict) {
       if (shh_tag_prev_free(tag) != prev_free || (prev_free && !used))
-        return -1; /* a stale flag, or two free blocks side by side */
-      if (!used && shh_ld(h, off + size - 8) != tag)
-        return -1; /* footer and tag disagree */
+        return EUCLEAN; /* a stale flag, or two free blocks side by side */
+      if (!used && shh_footer(h, off, size) != tag)
+        return EUCLEAN; /* footer and tag disagree */
     }
     if (used) {
       t->st.used_blocks++;
@@ -51,38 +51,28 @@ static int walk(const struct shmheap *h, int strict, struct tally *t) {
     prev_free = !used;
     off += size;
   }
-  return off == h->len ? 0 : -1;
+  return off == h->len ? 0 : EUCLEAN;
 }
 
-/* Locks MEM and walks it; returns 0 or -1 with errno. */
-static int locked_walk(shmheap_memory_handle mem, int strict, struct tally *t) {
-  if (mem == NULL) {
-    errno = EINVAL;
-    return -1;
-  }
-  int lock_err = shh_lock(mem, NULL);
-  if (lock_err != 0) {
-    errno = lock_err;
-    return -1;
-  }
-  int rc = walk(mem, strict, t);
-  if (rc == 0 && strict) {
+/* The body of every call here, under the lock: the scan and, if strict,
+ * the index's agreement with it. */
+static int scan_op(struct shmheap *h, void *arg) {
+  struct tally *t = arg;
+  int err = scan_tags(h, t);
+  if (err == 0 && t->strict) {
     /* the index must list exactly the free blocks, and its root's maximum
      * is the largest of them */
     uint64_t largest = t->st.free_blocks ? t->st.largest_free + SHH_TAG : 0;
-    if (shh_index_check(mem, t->st.free_blocks) != 0 ||
-        shh_index_largest(mem) != largest)
-      rc = -1;
+    if (shh_index_check(h, t->st.free_blocks) != 0 ||
+        shh_index_largest(h) != largest)
+      err = EUCLEAN;
   }
-  shh_unlock(mem);
-  if (rc != 0)
-    errno = EUCLEAN;
-  return rc;
+  return err;
 }
 
 SHH_EXPORT int shmheap_check(shmheap_memory_handle mem) {
-  struct tally t = {0};
-  return locked_walk(mem, 1, &t);
+  struct tally t = {.strict = 1};
+  return shh_locked(mem, scan_op, &t);
 }
 
 SHH_EXPORT int shmheap_check_detail(shmheap_memory_handle mem,
@@ -98,7 +88,7 @@ SHH_EXPORT int shmheap_stats(shmheap_memory_handle mem,
     errno = EINVAL;
     return -1;
   }
-  if (locked_walk(mem, 0, &t) != 0)
+  if (shh_locked(mem, scan_op, &t) != 0)
     return -1;
   t.st.size = mem->len;
   t.st.max_size = mem->len;
@@ -117,7 +107,7 @@ SHH_EXPORT int shmheap_walk(shmheap_memory_handle mem,
   }
   t.fn = fn;
   t.arg = arg;
-  if (locked_walk(mem, 0, &t) != 0)
+  if (shh_locked(mem, scan_op, &t) != 0)
     return -1;
   return t.fn_result;
 }

@@ -1,6 +1,16 @@
 /* heap.c: alloc, free, realloc and the calls built on them; the boundary-tag
  * operations and the order of their writes.
  *
+ * Verify, then write. Every operation first gathers and verifies all it
+ * will touch: the tags of the block and of each neighbour whose tag it
+ * rewrites or whose span it takes over (shh_tag_valid, and a size that
+ * leads to the next tag: a free neighbour's footer repeats its tag, a used
+ * one is followed by a tag that verifies or by the heap's end), and the
+ * index path with every node the index change will write (index.h). A
+ * failure there returns EINVAL or EUCLEAN with nothing written, so a
+ * damaged tag or node stays for shmheap_check to see. Only then does it
+ * write, and from then on nothing can fail.
+ *
  * Write order, and why it is crash-safe. A process may be SIGKILLed at any
  * instruction while it holds the lock; the next locker rebuilds footers,
  * flags and the free index from the tags alone (recover.c). So every
@@ -17,167 +27,186 @@
  * A kill before the commit leaves the old layout, after it the new one. The
  * only in-between states recovery sees are two adjacent free blocks (merged
  * then) and a block allocated by the dead process but never returned to it,
- * which stays allocated: a leak, never memory handed out twice. Index
- * removals of a block that stops being free happen before the commit, while
- * the block still looks free to the index's checks.
+ * which stays allocated: a leak, never memory handed out twice. The index
+ * is derived state: recovery rebuilds it, so its changes all come after the
+ * commit, where the path verified before it is still the tree.
  *
  * The crash points (SHH_CRASH_POINT) mark the places between these writes
  * where the crash tests kill a process.
  */
-#include <errno.h>
 #include <string.h>
 
 #include "block.h"
 #include "index.h"
-#include "lock.h"
+#include "locked.h"
 
+/* A block whose tag was verified in this call. off == 0: no such block. */
 struct blk {
   uint64_t off, tag, size;
-  uint64_t next_tag; /* live blocks: the verified tag that follows, or 0 */
 };
 
 static uint64_t flags_of(uint64_t tag) {
   return tag & SHH_F_MASK;
 }
 
-/* Checks that PTR is the payload of a live block of this heap. Returns 0 or
- * an errno: EINVAL when PTR cannot be a live block (outside the heap,
- * misaligned, a tag that does not verify: user data under an interior
+/* Whether the handle OFF names a byte of the heap's data area. */
+static int handle_ok(const struct shmheap *h, uint64_t off) {
+  return off >= SHH_FIRST + SHH_TAG && off < h->len;
+}
+
+/* Whether PTR lies in the heap's data area; *OFF gets its offset. The one
+ * bounds check of a caller's pointer. */
+static int data_off(const struct shmheap *h, const void *ptr, uint64_t *off) {
+  *off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
+  return handle_ok(h, *off);
+}
+
+/* The neighbour at OFF (< h->len) of a block being changed, into *B: its tag
+ * verifies and its size leads on: a free block's footer repeats its tag, a
+ * used block is followed by a tag that verifies or by the heap's end. */
+static int neighbour(const struct shmheap *h, uint64_t off, struct blk *b) {
+  b->off = off;
+  b->tag = shh_ld(h, off);
+  b->size = shh_tag_size(b->tag);
+  if (!shh_tag_valid(h, off, b->tag))
+    return EUCLEAN;
+  uint64_t end = off + b->size;
+  if (!shh_tag_used(b->tag))
+    return shh_footer(h, off, b->size) == b->tag ? 0 : EUCLEAN;
+  return end == h->len || shh_tag_ok(h, end, shh_ld(h, end)) ? 0 : EUCLEAN;
+}
+
+/* The used block at OFF that follows a block about to stop being free, so
+ * that its PREV_FREE flag is to be cleared; B->off == 0 at the heap's end. */
+static int used_after_free(const struct shmheap *h, uint64_t off,
+                           struct blk *b) {
+  b->off = 0;
+  if (off == h->len)
+    return 0;
+  int err = neighbour(h, off, b);
+  if (err == 0 && (!shh_tag_used(b->tag) || !shh_tag_prev_free(b->tag)))
+    err = EUCLEAN;
+  return err;
+}
+
+/* Checks that PTR is the payload of a live block of this heap, into *A, and
+ * verifies the block after it into *NEXT (NEXT->off == 0 at the heap's end).
+ * Returns 0 or an errno: EINVAL when PTR cannot be a live block (outside the
+ * heap, misaligned, a tag that does not verify: user data under an interior
  * pointer, or a tag left behind by a merge), EUCLEAN when the tag verifies
- * but what it says cannot be. */
-static int live_block(const struct shmheap *h, const void *ptr, struct blk *a) {
-  uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)h->base;
-  if (p < base + SHH_FIRST + SHH_TAG || p - base >= h->len)
+ * but what it or the next tag says cannot be. */
+static int live_block(const struct shmheap *h, const void *ptr, struct blk *a,
+                      struct blk *next) {
+  uint64_t p;
+  if (!data_off(h, ptr, &p) || !shh_phase_ok(p - SHH_TAG))
     return EINVAL;
-  a->off = p - base - SHH_TAG;
-  if ((a->off & 15) != 8)
-    return EINVAL;
+  a->off = p - SHH_TAG;
   a->tag = shh_ld(h, a->off);
   if (!shh_tag_ok(h, a->off, a->tag) || !shh_tag_used(a->tag))
     return EINVAL;
   a->size = shh_tag_size(a->tag);
   if (!shh_size_ok(h, a->off, a->size))
     return EUCLEAN;
+  next->off = 0;
   uint64_t n = a->off + a->size;
-  a->next_tag = 0;
-  if (n < h->len) {
-    /* a genuine block is followed by a genuine tag that knows it is used */
-    uint64_t nt = shh_ld(h, n);
-    if (!shh_tag_ok(h, n, nt) || shh_tag_prev_free(nt))
-      return EINVAL;
-    if (!shh_size_ok(h, n, shh_tag_size(nt)))
-      return EUCLEAN;
-    a->next_tag = nt;
-  }
-  return 0;
+  if (n == h->len)
+    return 0;
+  /* a genuine block is followed by a genuine tag that knows it is used */
+  int err = neighbour(h, n, next);
+  return err != 0 || shh_tag_prev_free(next->tag) ? EUCLEAN : 0;
 }
 
-/* The free block just before A into *P (P->off == 0 when there is none).
- * -1 when the footer or the tag it leads to does not hold. */
+/* The free block just before A into *P (P->off == 0 when there is none). */
 static int prev_block(const struct shmheap *h, const struct blk *a,
                       struct blk *p) {
   p->off = 0;
   if (!shh_tag_prev_free(a->tag))
     return 0;
-  uint64_t ft = shh_ld(h, a->off - 8);
-  p->size = shh_tag_size(ft);
-  if (p->size > a->off - SHH_FIRST)
-    return -1;
-  p->off = a->off - p->size;
-  p->tag = shh_ld(h, p->off);
-  if (p->tag != ft || !shh_tag_ok(h, p->off, ft) || shh_tag_used(ft) ||
-      !shh_size_ok(h, p->off, p->size))
-    return -1;
+  uint64_t size = shh_tag_size(shh_ld(h, a->off - SHH_FOOTER));
+  if (size > a->off - SHH_FIRST)
+    return EUCLEAN;
+  int err = neighbour(h, a->off - size, p);
+  return err != 0 || shh_tag_used(p->tag) || p->size != size ? EUCLEAN : 0;
+}
+
+/* The commit point of an operation, between two crash points. */
+static void commit(struct shmheap *h, uint64_t off, uint64_t tag) {
+  SHH_CRASH_POINT(h);
+  shh_commit(h, off, tag);
+  SHH_CRASH_POINT(h);
+}
+
+/* Sets or clears the PREV_FREE flag of the verified block B, if any. */
+static void set_prev_free(const struct shmheap *h, const struct blk *b,
+                          int on) {
+  if (b->off == 0)
+    return;
+  unsigned flags = (unsigned)(b->tag & SHH_F_USED) | (on ? SHH_F_PREV_FREE : 0);
+  shh_st(h, b->off, shh_tag_make(h, b->off, b->size, flags));
+}
+
+/* Splits or merges around the free block FROM, the node PATH is about: the
+ * free block [TO, TO + SIZE) takes over FROM's node, and the store of TAG at
+ * AT switches the walk to it. TO lies where the tags can be written before
+ * the commit: inside FROM, inside the block being given up, or at AT itself
+ * (then the commit is TO's tag). FROM's tag, if the new layout swallows it,
+ * is zeroed after. Four operations end this way: a split by alloc or by
+ * grow-in-place, a shrink that merges its tail with the next free block,
+ * and a free that merges with the next free block only. */
+static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
+                      uint64_t to, uint64_t size, uint64_t at, uint64_t tag) {
+  uint64_t free_tag = shh_tag_make(h, to, size, 0);
+  shh_index_copy_node(h, path, to);
+  if (to != at)
+    shh_st(h, to, free_tag);
+  shh_put_footer(h, to, size, free_tag);
+  commit(h, at, tag);
+  if (from != at)
+    shh_st(h, from, 0);
+  shh_index_moved(h, path, to);
+  shh_index_resized(h, path);
+}
+
+/* Takes the whole free block FROM, whose removal PATH has planned, into the
+ * block at AT by the store of TAG; AFTER, the block that follows, loses its
+ * PREV_FREE flag. */
+static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
+                      uint64_t at, uint64_t tag, const struct blk *after) {
+  commit(h, at, tag);
+  if (from != at)
+    shh_st(h, from, 0);
+  set_prev_free(h, after, 0);
+  shh_index_remove(h, path);
+}
+
+static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
+  if ((uint64_t)sz > h->len)
+    return ENOMEM;
+  struct shh_path path;
+  uint64_t b;
+  int err = shh_index_first_fit(h, shh_fit(sz), &b, &path);
+  if (err != 0)
+    return err;
+  if (b == 0)
+    return ENOMEM;
+  uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
+  if (size >= carve + SHH_MIN_BLOCK) {
+    /* head carving: the rest, after the new block, takes over b's node */
+    move_free(h, &path, b, b + carve, size - carve, b,
+              shh_tag_make(h, b, carve, SHH_F_USED));
+  } else {
+    struct blk after;
+    if ((err = used_after_free(h, b + size, &after)) != 0 ||
+        (err = shh_index_plan_remove(h, &path)) != 0)
+      return err;
+    take_free(h, &path, b, b, shh_tag_make(h, b, size, SHH_F_USED), &after);
+  }
+  *out = h->base + b + SHH_TAG;
   return 0;
 }
 
-/* The free block just after the live block A into *N (N->off == 0 when A
- * ends the heap or the next block is allocated). live_block has already
- * verified the next tag, so this reads no memory. */
-static void next_block(const struct blk *a, struct blk *n) {
-  n->off = 0;
-  if (a->next_tag != 0 && !shh_tag_used(a->next_tag)) {
-    n->off = a->off + a->size;
-    n->tag = a->next_tag;
-    n->size = shh_tag_size(a->next_tag);
-  }
-}
-
-/* Sets or clears the PREV_FREE flag of the block at OFF, if there is one. */
-static void mark_prev_free(const struct shmheap *h, uint64_t off, int on) {
-  if (off >= h->len)
-    return;
-  uint64_t tag = shh_ld(h, off);
-  unsigned flags = (unsigned)(tag & SHH_F_USED) | (on ? SHH_F_PREV_FREE : 0);
-  shh_st(h, off, shh_tag_make(h, off, shh_tag_size(tag), flags));
-}
-
-/* Copies the index node of the free block FROM to TO, which takes its place
- * in the tree. The four words are read before any is written: the two may
- * overlap when a free block's start moves by less than a node. */
-static void move_node(const struct shmheap *h, uint64_t from, uint64_t to) {
-  uint64_t w[4];
-  for (int i = 0; i < 4; i++)
-    w[i] = shh_ld(h, from + SHH_N_LEFT + 8 * (uint64_t)i);
-  for (int i = 0; i < 4; i++)
-    shh_st(h, to + SHH_N_LEFT + 8 * (uint64_t)i, w[i]);
-}
-
-/* Writes a free block's tag and footer (not yet part of the walk). */
-static void lay_free(struct shmheap *h, uint64_t off, uint64_t size) {
-  uint64_t tag = shh_tag_make(h, off, size, 0);
-  shh_st(h, off, tag);
-  shh_put_footer(h, off, size, tag);
-}
-
-static void *alloc_locked(struct shmheap *h, size_t sz, int *err) {
-  if ((uint64_t)sz > h->len) {
-    *err = ENOMEM;
-    return NULL;
-  }
-  struct shh_path path;
-  uint64_t b;
-  if (shh_index_first_fit(h, shh_fit(sz), &b, &path) != 0) {
-    *err = EUCLEAN;
-    return NULL;
-  }
-  if (b == 0) {
-    *err = ENOMEM;
-    return NULL;
-  }
-  uint64_t tag = shh_ld(h, b), size = shh_tag_size(tag);
-  if (!shh_tag_ok(h, b, tag) || !shh_size_ok(h, b, size)) {
-    *err = EUCLEAN;
-    return NULL;
-  }
-  uint64_t carve = shh_carve(sz);
-  if (size >= carve + SHH_MIN_BLOCK) {
-    /* head carving: the rest, after the new block, takes over b's node */
-    uint64_t r = b + carve;
-    move_node(h, b, r);
-    lay_free(h, r, size - carve);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, b, shh_tag_make(h, b, carve, SHH_F_USED));
-    SHH_CRASH_POINT(h);
-    /* the block is ours by its tag even if the index turns out damaged;
-     * the next operation that walks there reports it */
-    if (shh_index_replace(h, &path, r) == 0)
-      (void)shh_index_fix_path(h, &path);
-  } else {
-    if (shh_index_remove_path(h, &path) != 0) {
-      *err = EUCLEAN;
-      return NULL;
-    }
-    SHH_CRASH_POINT(h);
-    shh_commit(h, b, shh_tag_make(h, b, size, SHH_F_USED));
-    SHH_CRASH_POINT(h);
-    mark_prev_free(h, b + size, 0);
-  }
-  return h->base + b + SHH_TAG;
-}
-
 static int free_locked(struct shmheap *h, void *ptr) {
-  struct blk a, p, n;
+  struct blk a, p, next;
   struct shh_path path;
   /* The walk down the index toward the block comes first. It reads index
    * nodes only, not the block's tags, so the CPU overlaps its cache misses
@@ -186,173 +215,170 @@ static int free_locked(struct shmheap *h, void *ptr) {
    * and after the block lie on it. Its result counts only once the block
    * has proved to be live (a bad pointer is EINVAL, not EUCLEAN). */
   uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base) - SHH_TAG;
-  int walk = shh_index_descend(h, off, &path);
-  int err = live_block(h, ptr, &a);
+  int found = shh_index_descend(h, off, &path);
+  int err = live_block(h, ptr, &a, &next);
   if (err != 0)
     return err;
-  if (walk != 0 || prev_block(h, &a, &p) != 0)
+  if (found != 0 || prev_block(h, &a, &p) != 0)
     return EUCLEAN;
-  next_block(&a, &n);
+  struct blk n = next; /* the free block after a, if any */
+  if (n.off != 0 && shh_tag_used(n.tag))
+    n.off = 0;
+  if (p.off != 0 && n.off != 0)
+    err = shh_index_plan_merge(h, &path, p.off, n.off);
+  else if (p.off != 0 || n.off != 0)
+    err = shh_index_select(&path, p.off ? p.off : n.off);
+  if (err != 0)
+    return err;
+
   uint64_t start = p.off ? p.off : a.off;
   uint64_t size = (p.off ? p.size : 0) + a.size + (n.off ? n.size : 0);
   uint64_t tag = shh_tag_make(h, start, size, 0);
-
-  if (p.off == 0 && n.off == 0) {
-    shh_put_footer(h, a.off, size, tag);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, a.off, tag);
-    SHH_CRASH_POINT(h);
-    mark_prev_free(h, a.off + a.size, 1);
-    SHH_CRASH_POINT(h);
-    return shh_index_insert_path(h, a.off, &path) == 0 ? 0 : EUCLEAN;
-  }
-  if (p.off != 0 && n.off == 0) {
-    if (shh_index_cut(&path, p.off) != 0)
-      return EUCLEAN;
-    shh_put_footer(h, start, size, tag);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, p.off, tag);
-    SHH_CRASH_POINT(h);
-    shh_st(h, a.off, 0);
-    mark_prev_free(h, a.off + a.size, 1);
-    return shh_index_fix_path(h, &path) == 0 ? 0 : EUCLEAN;
-  }
-  if (p.off == 0) {
+  if (n.off != 0 && p.off == 0) {
     /* a swallows n, and takes over its place in the index */
-    if (shh_index_cut(&path, n.off) != 0)
-      return EUCLEAN;
-    move_node(h, n.off, a.off);
-    shh_put_footer(h, start, size, tag);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, a.off, tag);
-    SHH_CRASH_POINT(h);
-    shh_st(h, n.off, 0);
-    return shh_index_replace(h, &path, a.off) == 0 &&
-                   shh_index_fix_path(h, &path) == 0
-               ? 0
-               : EUCLEAN;
+    move_free(h, &path, n.off, a.off, size, a.off, tag);
+    return 0;
   }
-  /* p swallows a and n; n's removal may rotate the tree, so p's path is
-   * looked up again afterwards */
-  if (shh_index_cut(&path, n.off) != 0 || shh_index_remove_path(h, &path) != 0)
-    return EUCLEAN;
-  SHH_CRASH_POINT(h);
   shh_put_footer(h, start, size, tag);
+  commit(h, start, tag);
+  if (p.off != 0)
+    shh_st(h, a.off, 0);
+  if (n.off != 0) {
+    /* p swallows a and n */
+    shh_st(h, n.off, 0);
+    shh_index_remove(h, &path);
+    return 0;
+  }
+  set_prev_free(h, &next, 1);
   SHH_CRASH_POINT(h);
-  shh_commit(h, p.off, tag);
-  SHH_CRASH_POINT(h);
-  shh_st(h, a.off, 0);
-  shh_st(h, n.off, 0);
-  if (shh_index_find(h, p.off, &path) != 0)
-    return EUCLEAN;
-  return shh_index_fix_path(h, &path) == 0 ? 0 : EUCLEAN;
+  if (p.off != 0)
+    shh_index_resized(h, &path);
+  else
+    shh_index_add(h, &path, a.off);
+  return 0;
 }
 
-/* Gives the tail of A beyond KEEP bytes back to the heap, merging it with a
- * free next block. */
+/* Gives the tail of A beyond KEEP bytes back to the heap, merging it with
+ * NEXT, the verified block after A, when that is free. */
 static int shrink_locked(struct shmheap *h, const struct blk *a,
-                         uint64_t keep) {
-  struct blk n;
-  next_block(a, &n);
+                         const struct blk *next, uint64_t keep) {
+  struct shh_path path;
   uint64_t t = a->off + keep, tsize = a->size - keep;
   uint64_t atag = shh_tag_make(h, a->off, keep, (unsigned)flags_of(a->tag));
-  if (n.off != 0) {
-    struct shh_path path;
-    if (shh_index_find(h, n.off, &path) != 0)
-      return EUCLEAN;
-    move_node(h, n.off, t);
-    lay_free(h, t, tsize + n.size);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, a->off, atag);
-    SHH_CRASH_POINT(h);
-    shh_st(h, n.off, 0);
-    return shh_index_replace(h, &path, t) == 0 &&
-                   shh_index_fix_path(h, &path) == 0
-               ? 0
-               : EUCLEAN;
+  if (next->off != 0 && !shh_tag_used(next->tag)) {
+    int err = shh_index_find(h, next->off, &path);
+    if (err != 0)
+      return err;
+    move_free(h, &path, next->off, t, tsize + next->size, a->off, atag);
+    return 0;
   }
-  lay_free(h, t, tsize);
-  SHH_CRASH_POINT(h);
-  shh_commit(h, a->off, atag);
-  SHH_CRASH_POINT(h);
-  mark_prev_free(h, t + tsize, 1);
-  return shh_index_insert(h, t) == 0 ? 0 : EUCLEAN;
+  int err = shh_index_descend(h, t, &path);
+  if (err != 0)
+    return err;
+  uint64_t ttag = shh_tag_make(h, t, tsize, 0);
+  shh_st(h, t, ttag);
+  shh_put_footer(h, t, tsize, ttag);
+  commit(h, a->off, atag);
+  set_prev_free(h, next, 1);
+  shh_index_add(h, &path, t);
+  return 0;
 }
 
-/* Grows A over the free block N that follows it, to at least FIT bytes. */
+/* Grows A over the free block N that follows it, to hold SZ bytes. */
 static int grow_locked(struct shmheap *h, const struct blk *a,
                        const struct blk *n, size_t sz) {
   uint64_t total = a->size + n->size, carve = shh_carve(sz);
   unsigned flags = (unsigned)flags_of(a->tag);
+  struct shh_path path;
+  int err = shh_index_find(h, n->off, &path);
+  if (err != 0)
+    return err;
   if (total >= carve + SHH_MIN_BLOCK) {
-    struct shh_path path;
-    if (shh_index_find(h, n->off, &path) != 0)
-      return EUCLEAN;
     uint64_t r = a->off + carve;
-    move_node(h, n->off, r);
-    lay_free(h, r, total - carve);
-    SHH_CRASH_POINT(h);
-    shh_commit(h, a->off, shh_tag_make(h, a->off, carve, flags));
-    SHH_CRASH_POINT(h);
-    shh_st(h, n->off, 0);
-    return shh_index_replace(h, &path, r) == 0 &&
-                   shh_index_fix_path(h, &path) == 0
-               ? 0
-               : EUCLEAN;
+    move_free(h, &path, n->off, r, total - carve, a->off,
+              shh_tag_make(h, a->off, carve, flags));
+    return 0;
   }
-  if (shh_index_remove(h, n->off) != 0)
-    return EUCLEAN;
-  SHH_CRASH_POINT(h);
-  shh_commit(h, a->off, shh_tag_make(h, a->off, total, flags));
-  SHH_CRASH_POINT(h);
-  shh_st(h, n->off, 0);
-  mark_prev_free(h, a->off + total, 0);
+  struct blk after;
+  if ((err = used_after_free(h, a->off + total, &after)) != 0 ||
+      (err = shh_index_plan_remove(h, &path)) != 0)
+    return err;
+  take_free(h, &path, n->off, a->off, shh_tag_make(h, a->off, total, flags),
+            &after);
   return 0;
 }
 
-static void *realloc_locked(struct shmheap *h, void *ptr, size_t sz, int *err) {
-  struct blk a, n;
-  if ((*err = live_block(h, ptr, &a)) != 0)
-    return NULL;
-  if ((uint64_t)sz > h->len) {
-    *err = ENOMEM;
-    return NULL;
+/* realloc that moves: a new block, the copy, then the old block freed. If
+ * freeing the old block fails (a damaged neighbour or index node), the new
+ * block is freed again, so the call fails having changed nothing. */
+static int move_locked(struct shmheap *h, void *ptr, const struct blk *a,
+                       size_t sz, void **out) {
+  void *q;
+  int err = alloc_locked(h, sz, &q);
+  if (err != 0)
+    return err;
+  memcpy(q, ptr, a->size - SHH_TAG);
+  if ((err = free_locked(h, ptr)) != 0) {
+    (void)free_locked(h, q); /* q was verified by alloc a moment ago */
+    return err;
   }
+  *out = q;
+  return 0;
+}
+
+static int realloc_locked(struct shmheap *h, void *ptr, size_t sz, void **out) {
+  struct blk a, next;
+  int err = live_block(h, ptr, &a, &next);
+  if (err != 0)
+    return err;
+  if ((uint64_t)sz > h->len)
+    return ENOMEM;
+  *out = ptr;
   if (a.size >= shh_fit(sz)) {
     uint64_t carve = shh_carve(sz);
-    if (a.size >= carve + SHH_MIN_BLOCK)
-      *err = shrink_locked(h, &a, carve);
-    return *err ? NULL : ptr;
+    return a.size >= carve + SHH_MIN_BLOCK ? shrink_locked(h, &a, &next, carve)
+                                           : 0;
   }
-  next_block(&a, &n);
-  if (n.off != 0 && a.size + n.size >= shh_fit(sz)) {
-    *err = grow_locked(h, &a, &n, sz);
-    return *err ? NULL : ptr;
-  }
-  void *q = alloc_locked(h, sz, err);
-  if (q == NULL)
-    return NULL;
-  memcpy(q, ptr, a.size - SHH_TAG);
-  *err = free_locked(h, ptr);
-  return q;
+  if (next.off != 0 && !shh_tag_used(next.tag) &&
+      a.size + next.size >= shh_fit(sz))
+    return grow_locked(h, &a, &next, sz);
+  return move_locked(h, ptr, &a, sz, out);
+}
+
+/* ---- entry points ------------------------------------------------------- */
+
+/* What a public call passes to its locked body. */
+struct call {
+  void *ptr;
+  size_t sz;
+  void *out;
+};
+
+static int alloc_op(struct shmheap *h, void *arg) {
+  struct call *c = arg;
+  return alloc_locked(h, c->sz, &c->out);
+}
+
+static int realloc_op(struct shmheap *h, void *arg) {
+  struct call *c = arg;
+  return realloc_locked(h, c->ptr, c->sz, &c->out);
+}
+
+static int free_op(struct shmheap *h, void *arg) {
+  return free_locked(h, ((struct call *)arg)->ptr);
+}
+
+static int usable_op(struct shmheap *h, void *arg) {
+  struct call *c = arg;
+  struct blk a, next;
+  int err = live_block(h, c->ptr, &a, &next);
+  c->sz = err == 0 ? a.size - SHH_TAG : 0;
+  return err;
 }
 
 SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
-  if (mem == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
-  int lock_err = shh_lock(mem, NULL);
-  if (lock_err != 0) {
-    errno = lock_err;
-    return NULL;
-  }
-  int err = 0;
-  void *p = alloc_locked(mem, sz, &err);
-  shh_unlock(mem);
-  if (p == NULL)
-    errno = err;
-  return p;
+  struct call c = {NULL, sz, NULL};
+  return shh_locked(mem, alloc_op, &c) == 0 ? c.out : NULL;
 }
 
 SHH_EXPORT void *shmheap_calloc(shmheap_memory_handle mem, size_t n,
@@ -371,76 +397,39 @@ SHH_EXPORT void *shmheap_realloc(shmheap_memory_handle mem, void *ptr,
                                  size_t sz) {
   if (ptr == NULL)
     return shmheap_alloc(mem, sz);
-  if (mem == NULL) {
-    errno = EINVAL;
-    return NULL;
-  }
-  int lock_err = shh_lock(mem, NULL);
-  if (lock_err != 0) {
-    errno = lock_err;
-    return NULL;
-  }
-  int err = 0;
-  void *p = realloc_locked(mem, ptr, sz, &err);
-  shh_unlock(mem);
-  if (p == NULL)
-    errno = err;
-  return p;
+  struct call c = {ptr, sz, NULL};
+  return shh_locked(mem, realloc_op, &c) == 0 ? c.out : NULL;
 }
 
 SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
+  uint64_t off;
   if (ptr == NULL)
     return;
-  if (mem == NULL) {
-    errno = EINVAL;
-    return;
-  }
-  uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)mem->base;
-  if (p < base + SHH_FIRST + SHH_TAG || p - base >= mem->len) {
+  if (mem != NULL && !data_off(mem, ptr, &off)) {
     errno = EINVAL; /* not ours: refused without taking the lock */
     return;
   }
-  if (shh_lock(mem, NULL) != 0)
-    return;
-  int err = free_locked(mem, ptr);
-  shh_unlock(mem);
-  if (err != 0)
-    errno = err;
+  struct call c = {ptr, 0, NULL};
+  (void)shh_locked(mem, free_op, &c);
 }
 
 SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {
-  if (mem == NULL) {
-    errno = EINVAL;
-    return 0;
-  }
-  int lock_err = shh_lock(mem, NULL);
-  if (lock_err != 0) {
-    errno = lock_err;
-    return 0;
-  }
-  struct blk a;
-  int err = live_block(mem, ptr, &a);
-  shh_unlock(mem);
-  if (err != 0) {
-    errno = err;
-    return 0;
-  }
-  return a.size - SHH_TAG;
+  struct call c = {ptr, 0, NULL};
+  (void)shh_locked(mem, usable_op, &c);
+  return c.sz;
 }
 
 SHH_EXPORT shmheap_object_handle
 shmheap_ptr_to_handle(shmheap_memory_handle mem, void *ptr) {
-  if (mem == NULL || ptr == NULL)
+  uint64_t off;
+  if (mem == NULL || ptr == NULL || !data_off(mem, ptr, &off))
     return SHMHEAP_NULL_HANDLE;
-  uintptr_t p = (uintptr_t)ptr, base = (uintptr_t)mem->base;
-  if (p < base + SHH_FIRST + SHH_TAG || p - base >= mem->len)
-    return SHMHEAP_NULL_HANDLE;
-  return (shmheap_object_handle)(p - base);
+  return (shmheap_object_handle)off;
 }
 
 SHH_EXPORT void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
                                        shmheap_object_handle hdl) {
-  if (mem == NULL || hdl < SHH_FIRST + SHH_TAG || hdl >= mem->len)
+  if (mem == NULL || !handle_ok(mem, hdl))
     return NULL;
   return mem->base + hdl;
 }

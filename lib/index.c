@@ -2,99 +2,77 @@
  *
  * Every node is a free block. Its fields (block.h) are the left and right
  * children, and the largest block size in each subtree (lmax, rmax); the
- * node's AVL balance, height(right) - height(left), plus 2, sits in the
- * three low bits of lmax (sizes are multiples of 8; +-2 is held only for the
- * moment between a change and its rotation). Keeping the subtree maxima in the
- * parent, and a balance rather than a height, means that first fit and every
- * update read and write only the nodes on their path, never a sibling: at
- * 100k free blocks the path is all that misses the cache.
+ * node's AVL balance, height(right) - height(left), plus BAL_BIAS, sits in
+ * the three low bits of lmax (sizes are multiples of 8; +-2 is held only for
+ * the moment between a change and its rotation). Keeping the subtree maxima
+ * in the parent, and a balance rather than a height, means that first fit
+ * and every update read and write only the nodes on their path, never a
+ * sibling: at 100k free blocks the path is all that misses the cache.
  *
  * First fit: go left while lmax fits, else take this node if it fits, else
  * go right if rmax fits. The tree holds offsets only; 0 is the empty link.
  *
- * Links read from the region are checked (link_ok) before they are followed,
- * and walks are bounded by SHH_MAX_DEPTH, so a scribbled index makes an
- * operation fail with EUCLEAN rather than run off the heap or loop. The tree
- * is not crash-consistent by itself and need not be: recovery rebuilds it
- * from the tags (recover.c).
+ * Nothing read from the region is trusted. A link is followed only to a
+ * node (node_ok): a block whose tag verifies as free, whose balance is
+ * possible, and which lies in the span address order leaves it: below the
+ * root, [SHH_FIRST, len); a left child ends before its parent starts, a
+ * right child starts after its parent ends, each inside its parent's span.
+ * So a link scribbled into a live block, or into another part of the tree,
+ * is refused before anything is written. The tag and the node share a cache
+ * line, and each node's check bits are computed once, on the way down.
+ *
+ * A removal rebalances on its way up, and its rotations move the sibling of
+ * the path (and, for a double rotation, the sibling's inner child): nodes no
+ * walk down has seen. plan_shrink follows the removal's climb without
+ * writing, with the same balances the removal will read, and verifies each
+ * node a rotation will move. Walks are bounded by SHH_MAX_DEPTH. The tree is
+ * not crash-consistent by itself and need not be: recovery rebuilds it from
+ * the tags (recover.c).
  */
 #include "index.h"
 
+#include <errno.h>
+
 #include "block.h"
 
-#define BAL_MASK ((uint64_t)7)
-
-struct shh_walk {
-  const struct shmheap *h;
-  int bad;
+enum {
+  BAL_BIAS = 2, /* the stored balance is the real one plus this */
 };
+#define BAL_BITS ((uint64_t)7) /* the balance's bits in the lmax word */
 
-/* A link that may be followed: empty, or a plausible free block. */
-static inline __attribute__((always_inline)) int link_ok(struct shh_walk *w,
-                                                         uint64_t n) {
-  if (n == 0 || (shh_off_ok(w->h, n) && !shh_tag_used(shh_ld(w->h, n))))
-    return 1;
-  w->bad = 1;
-  return 0;
-}
+/* ---- fields -------------------------------------------------------------
+ * SIDE < 0 is the left, SIDE > 0 the right. */
 
-/* For walks that only read (first fit, find): a link inside the heap and
- * tag-aligned can be read without harm; whatever a walk then writes is
- * checked with link_ok first (writable). */
-static inline __attribute__((always_inline)) uint64_t
-peek_at(struct shh_walk *w, uint64_t n, uint64_t field) {
-  uint64_t v = shh_ld(w->h, n + field);
-  if (v == 0 || shh_off_ok(w->h, v))
-    return v;
-  w->bad = 1;
-  return 0;
+static uint64_t link_field(int side) {
+  return side < 0 ? SHH_N_LEFT : SHH_N_RIGHT;
 }
-
-/* Whether the walk may write into node N: it must be a free block. */
-static inline __attribute__((always_inline)) int writable(struct shh_walk *w,
-                                                          uint64_t n) {
-  if (shh_tag_used(shh_ld(w->h, n)))
-    w->bad = 1;
-  return !w->bad;
+static uint64_t max_field(int side) {
+  return side < 0 ? SHH_N_LMAX : SHH_N_RMAX;
 }
-
-/* Every link read from the region goes through here: a link that cannot be
- * a node reads as empty and marks the walk bad. */
-static inline __attribute__((always_inline)) uint64_t
-link_at(struct shh_walk *w, uint64_t n, uint64_t field) {
-  uint64_t v = shh_ld(w->h, n + field);
-  return link_ok(w, v) ? v : 0;
+static inline uint64_t child(const struct shmheap *h, uint64_t n, int side) {
+  return shh_ld(h, n + link_field(side));
 }
-static uint64_t left(struct shh_walk *w, uint64_t n) {
-  return link_at(w, n, SHH_N_LEFT);
+static void set_child(const struct shmheap *h, uint64_t n, int side,
+                      uint64_t v) {
+  shh_st(h, n + link_field(side), v);
 }
-static uint64_t right(struct shh_walk *w, uint64_t n) {
-  return link_at(w, n, SHH_N_RIGHT);
+static inline uint64_t side_max(const struct shmheap *h, uint64_t n, int side) {
+  return shh_ld(h, n + max_field(side)) & ~BAL_BITS;
 }
-static void set_left(const struct shmheap *h, uint64_t n, uint64_t v) {
-  shh_st(h, n + SHH_N_LEFT, v);
+/* The lmax word keeps its balance bits. */
+static void set_side_max(const struct shmheap *h, uint64_t n, int side,
+                         uint64_t v) {
+  uint64_t keep = side < 0 ? shh_ld(h, n + SHH_N_LMAX) & BAL_BITS : 0;
+  shh_st(h, n + max_field(side), v | keep);
 }
-static void set_right(const struct shmheap *h, uint64_t n, uint64_t v) {
-  shh_st(h, n + SHH_N_RIGHT, v);
-}
-
-static uint64_t lmax(const struct shmheap *h, uint64_t n) {
-  return shh_ld(h, n + SHH_N_LMAX) & ~(uint64_t)7;
-}
-static uint64_t rmax(const struct shmheap *h, uint64_t n) {
-  return shh_ld(h, n + SHH_N_RMAX) & ~(uint64_t)7;
-}
-static int bal(const struct shmheap *h, uint64_t n) {
-  return (int)(shh_ld(h, n + SHH_N_LMAX) & BAL_MASK) - 2;
-}
-static void set_lmax(const struct shmheap *h, uint64_t n, uint64_t v) {
-  shh_st(h, n + SHH_N_LMAX, v | (shh_ld(h, n + SHH_N_LMAX) & BAL_MASK));
-}
-static void set_rmax(const struct shmheap *h, uint64_t n, uint64_t v) {
-  shh_st(h, n + SHH_N_RMAX, v);
+static inline int bal(const struct shmheap *h, uint64_t n) {
+  return (int)(shh_ld(h, n + SHH_N_LMAX) & BAL_BITS) - BAL_BIAS;
 }
 static void set_bal(const struct shmheap *h, uint64_t n, int b) {
-  shh_st(h, n + SHH_N_LMAX, lmax(h, n) | (uint64_t)(b + 2));
+  shh_st(h, n + SHH_N_LMAX, side_max(h, n, -1) | (uint64_t)(b + BAL_BIAS));
+}
+static inline uint64_t size_of(const struct shmheap *h, uint64_t n) {
+  return shh_tag_size(shh_ld(h, n));
 }
 
 static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
@@ -103,74 +81,178 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
 }
 
 /* The largest block size in the subtree rooted at N. */
-static inline __attribute__((always_inline)) uint64_t
-submax(const struct shmheap *h, uint64_t n) {
-  return n ? max3(shh_tag_size(shh_ld(h, n)), lmax(h, n), rmax(h, n)) : 0;
+static inline uint64_t submax(const struct shmheap *h, uint64_t n) {
+  return n ? max3(size_of(h, n), side_max(h, n, -1), side_max(h, n, 1)) : 0;
 }
 
-/* Makes C the left (SIDE < 0) or right child of N and that side's maximum
- * C's, storing only what changed (a write dirties a shared cache line). */
-static inline __attribute__((always_inline)) void
-set_side(const struct shmheap *h, uint64_t n, int side, uint64_t c) {
+/* Makes C N's child on SIDE and that side's maximum C's, storing only what
+ * changed (a write dirties a shared cache line). */
+static inline void set_side(const struct shmheap *h, uint64_t n, int side,
+                            uint64_t c) {
   uint64_t m = submax(h, c);
-  if (side < 0) {
-    if (shh_ld(h, n + SHH_N_LEFT) != c)
-      set_left(h, n, c);
-    if (lmax(h, n) != m)
-      set_lmax(h, n, m);
-  } else {
-    if (shh_ld(h, n + SHH_N_RIGHT) != c)
-      set_right(h, n, c);
-    if (rmax(h, n) != m)
-      set_rmax(h, n, m);
+  if (child(h, n, side) != c)
+    set_child(h, n, side, c);
+  if (side_max(h, n, side) != m)
+    set_side_max(h, n, side, m);
+}
+
+/* ---- verification ------------------------------------------------------ */
+
+/* Whether N may be followed as a node whose block lies in [LO, HI). The one
+ * place a link read from the region is judged. */
+static inline int node_ok(const struct shmheap *h, uint64_t n, uint64_t lo,
+                          uint64_t hi) {
+  if (n < lo || n >= hi || !shh_phase_ok(n))
+    return 0;
+  uint64_t tag = shh_ld(h, n), size = shh_tag_size(tag), end = n + size;
+  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size > hi - n ||
+      !(end == h->len || shh_phase_ok(end)))
+    return 0;
+  uint64_t b = shh_ld(h, n + SHH_N_LMAX) & BAL_BITS;
+  return b + 1 >= BAL_BIAS && b <= BAL_BIAS + 1 && shh_tag_ok(h, n, tag);
+}
+
+/* The span of node[I]'s subtree on SIDE. */
+static void child_span(const struct shmheap *h, const struct shh_path *p, int i,
+                       int side, uint64_t *lo, uint64_t *hi) {
+  uint64_t n = p->node[i];
+  *lo = side < 0 ? p->lo[i] : n + size_of(h, n);
+  *hi = side < 0 ? n : p->hi[i];
+}
+
+/* Appends N, which must be a node in [LO, HI), to PATH. */
+static inline int push(const struct shmheap *h, struct shh_path *p, uint64_t n,
+                       uint64_t lo, uint64_t hi) {
+  if (p->depth >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
+    return EUCLEAN;
+  p->node[p->depth] = n;
+  p->lo[p->depth] = lo;
+  p->hi[p->depth] = hi;
+  p->depth++;
+  return 0;
+}
+
+/* Appends the last node's child on SIDE, which must be there. */
+static int step(const struct shmheap *h, struct shh_path *p, int side) {
+  int i = p->depth - 1;
+  uint64_t lo, hi, c = child(h, p->node[i], side);
+  child_span(h, p, i, side, &lo, &hi);
+  return c == 0 ? EUCLEAN : push(h, p, c, lo, hi);
+}
+
+/* Verifies node[I]'s child on SIDE, if any; *C gets it. */
+static int child_ok(const struct shmheap *h, const struct shh_path *p, int i,
+                    int side, uint64_t *c) {
+  uint64_t lo, hi;
+  *c = child(h, p->node[i], side);
+  child_span(h, p, i, side, &lo, &hi);
+  return *c == 0 || node_ok(h, *c, lo, hi) ? 0 : EUCLEAN;
+}
+
+static int start(const struct shmheap *h, struct shh_path *p, uint64_t *root) {
+  p->depth = 0;
+  p->at = p->with = -1;
+  p->reach = SHH_MAX_DEPTH;
+  *root = shh_hdr(h)->root;
+  return *root == 0 ? 0 : push(h, p, *root, SHH_FIRST, h->len);
+}
+
+/* ---- walks down ---------------------------------------------------------- */
+
+int shh_index_descend(const struct shmheap *h, uint64_t off,
+                      struct shh_path *path) {
+  uint64_t n;
+  if (start(h, path, &n) != 0)
+    return EUCLEAN;
+  while (n != 0) {
+    if (n == off)
+      return EUCLEAN; /* already indexed */
+    int i = path->depth - 1, side = off < n ? -1 : 1;
+    uint64_t lo, hi;
+    child_span(h, path, i, side, &lo, &hi);
+    n = child(h, n, side);
+    if (n != 0 && push(h, path, n, lo, hi) != 0)
+      return EUCLEAN;
+  }
+  return 0;
+}
+
+int shh_index_find(const struct shmheap *h, uint64_t off,
+                   struct shh_path *path) {
+  uint64_t n;
+  if (start(h, path, &n) != 0 || n == 0)
+    return EUCLEAN;
+  while (n != off) {
+    if (step(h, path, off < n ? -1 : 1) != 0)
+      return EUCLEAN;
+    n = path->node[path->depth - 1];
+  }
+  path->at = path->depth - 1;
+  return 0;
+}
+
+int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
+                        struct shh_path *path) {
+  uint64_t n;
+  *off = 0;
+  if (start(h, path, &n) != 0)
+    return EUCLEAN;
+  if (n == 0 || submax(h, n) < need)
+    return 0;
+  for (;;) {
+    int side;
+    if (side_max(h, n, -1) >= need) {
+      side = -1;
+    } else if (size_of(h, n) >= need) {
+      *off = n;
+      path->at = path->depth - 1;
+      return 0;
+    } else if (side_max(h, n, 1) >= need) {
+      side = 1;
+    } else {
+      return EUCLEAN; /* the parent's maximum promised a fit here */
+    }
+    if (step(h, path, side) != 0)
+      return EUCLEAN;
+    n = path->node[path->depth - 1];
   }
 }
 
-/* Rotations keep the maxima right from what the moving nodes already know,
- * and update the balances by the usual AVL identities. */
-static uint64_t rotate_left(struct shh_walk *w, uint64_t x) {
-  const struct shmheap *h = w->h;
-  uint64_t y = right(w, x);
-  if (y == 0) { /* a balance that promises a child that is not there */
-    w->bad = 1;
-    return x;
+int shh_index_select(struct shh_path *path, uint64_t off) {
+  for (int i = 0; i < path->depth; i++) {
+    if (path->node[i] == off) {
+      path->at = i;
+      return 0;
+    }
   }
-  int bx = bal(h, x), by = bal(h, y);
-  set_right(h, x, left(w, y));
-  set_rmax(h, x, lmax(h, y));
-  set_left(h, y, x);
-  bx = bx - 1 - (by > 0 ? by : 0);
-  set_bal(h, x, bx);
-  set_lmax(h, y, submax(h, x));
-  set_bal(h, y, by - 1 + (bx < 0 ? bx : 0));
+  return EUCLEAN;
+}
+
+/* ---- rebalancing --------------------------------------------------------- */
+
+/* Lifts N's child on side UP into N's place. The maxima stay right from
+ * what the moving nodes already know; the balances follow the usual AVL
+ * identities (written for UP > 0; UP < 0 is their mirror). */
+static uint64_t rotate(const struct shmheap *h, uint64_t n, int up) {
+  uint64_t y = child(h, n, up);
+  int bn = bal(h, n), by = bal(h, y);
+  set_child(h, n, up, child(h, y, -up));
+  set_side_max(h, n, up, side_max(h, y, -up));
+  set_child(h, y, -up, n);
+  bn = bn - up - (up * by > 0 ? by : 0);
+  set_bal(h, n, bn);
+  set_side_max(h, y, -up, submax(h, n));
+  set_bal(h, y, by - up + (up * bn < 0 ? bn : 0));
   return y;
 }
 
-static uint64_t rotate_right(struct shh_walk *w, uint64_t x) {
-  const struct shmheap *h = w->h;
-  uint64_t y = left(w, x);
-  if (y == 0) {
-    w->bad = 1;
-    return x;
-  }
-  int bx = bal(h, x), by = bal(h, y);
-  set_left(h, x, right(w, y));
-  set_lmax(h, x, rmax(h, y));
-  set_right(h, y, x);
-  bx = bx + 1 - (by < 0 ? by : 0);
-  set_bal(h, x, bx);
-  set_rmax(h, y, submax(h, x));
-  set_bal(h, y, by + 1 + (bx > 0 ? bx : 0));
-  return y;
-}
-
-/* After N's left (SIDE < 0) or right subtree changed height by DELTA (+1
- * grew, -1 shrank), updates N's balance and rotates if it reached +-2.
- * Returns the subtree's root; *CHANGED says whether the subtree's height
- * changed, which is all the parent needs to know. */
-static uint64_t retilt(struct shh_walk *w, uint64_t n, int side, int delta,
+/* After N's subtree on SIDE changed height by DELTA (+1 grew, -1 shrank),
+ * updates N's balance and rotates if it reached +-2. Returns the subtree's
+ * root; *CHANGED says whether the subtree's height changed, which is all the
+ * parent needs to know. The nodes it moves were verified beforehand: the
+ * path's child for an insertion, plan_shrink's for a removal. */
+static uint64_t retilt(const struct shmheap *h, uint64_t n, int side, int delta,
                        int *changed) {
-  const struct shmheap *h = w->h;
   int b = bal(h, n) + (side < 0 ? -delta : delta);
   set_bal(h, n, b);
   if (b >= -1 && b <= 1) {
@@ -178,295 +260,280 @@ static uint64_t retilt(struct shh_walk *w, uint64_t n, int side, int delta,
     *changed = delta > 0 ? b != 0 : b == 0;
     return n;
   }
-  uint64_t child = b < 0 ? left(w, n) : right(w, n);
-  if (child == 0) {
-    w->bad = 1;
-    return n;
-  }
-  int cb = bal(h, child);
-  uint64_t root;
-  if (b < 0) {
-    if (cb > 0)
-      set_left(h, n, rotate_left(w, child));
-    root = w->bad ? n : rotate_right(w, n);
-  } else {
-    if (cb < 0)
-      set_right(h, n, rotate_right(w, child));
-    root = w->bad ? n : rotate_left(w, n);
-  }
+  int heavy = b < 0 ? -1 : 1;
+  int cb = bal(h, child(h, n, heavy));
+  if (cb * heavy < 0)
+    set_child(h, n, heavy, rotate(h, child(h, n, heavy), -heavy));
   /* an insertion's rotation restores the old height; a removal's lowers
    * it, unless the child was even (then a single rotation keeps it) */
   *changed = delta < 0 && cb != 0;
-  return root;
+  return rotate(h, n, heavy);
 }
 
-/* Walks up PATH from level I after the subtree below PATH->node[I] on the
- * side of PATH->node[I + 1] became C, SHRANK saying whether it lost height.
- * Each level stores only what changed and retilts; the walk stops at the
- * first level whose link, side maximum and height all stay as they were,
- * because nothing above it can change then. Returns -1 on a damaged index. */
-static int fix_up(struct shh_walk *w, const struct shh_path *path, int i,
-                  uint64_t c, int shrank) {
-  const struct shmheap *h = w->h;
-  for (; i >= 0; i--) {
-    uint64_t n = path->node[i];
-    if (!writable(w, n))
-      return -1;
-    int side = path->node[i + 1] < n ? -1 : 1;
-    uint64_t lf = side < 0 ? SHH_N_LEFT : SHH_N_RIGHT;
-    uint64_t m = submax(h, c), old = side < 0 ? lmax(h, n) : rmax(h, n);
-    int same = shh_ld(h, n + lf) == c && old == m;
-    if (same && !shrank)
-      return 0;
-    set_side(h, n, side, c);
-    c = shrank ? retilt(w, n, side, -1, &shrank) : n;
-    if (w->bad)
-      return -1;
+/* One level of a removal's climb, as plan_shrink sees it. */
+struct climb {
+  int level; /* the path level; its node's span bounds the siblings */
+  int side;  /* the side whose subtree lost height */
+  int b;     /* the balance the node has when the removal reaches it */
+};
+
+/* One level of plan_shrink, *SHRANK in and out as retilt's: where the
+ * level tips over, the rotation will lift its other child, and for a double
+ * rotation that child's inner child; both must be nodes. */
+static int plan_level(const struct shmheap *h, const struct shh_path *p,
+                      const struct climb *c, int *shrank) {
+  int b = c->b + (c->side < 0 ? 1 : -1);
+  if (b >= -1 && b <= 1) {
+    *shrank = b == 0;
+    return 0;
   }
-  if (shh_hdr(h)->root != c)
-    shh_hdr(h)->root = c;
+  int heavy = -c->side;
+  uint64_t lo, hi, s, g;
+  child_span(h, p, c->level, heavy, &lo, &hi);
+  s = child(h, p->node[c->level], heavy);
+  if (s == 0 || !node_ok(h, s, lo, hi))
+    return EUCLEAN; /* a balance that promises a child that is not there */
+  int cb = bal(h, s);
+  if (cb * heavy < 0) {
+    g = child(h, s, -heavy);
+    if (heavy < 0) /* g lies right of s, inside the span of s's side */
+      lo = s + size_of(h, s);
+    else
+      hi = s;
+    if (g == 0 || !node_ok(h, g, lo, hi))
+      return EUCLEAN;
+  }
+  *shrank = cb != 0;
   return 0;
 }
 
-/* AVL deletion of the last node of PATH, walking back up the path instead
- * of down from the root again. A node with two children is replaced by its
- * successor, which takes its links, balance and left maximum. */
-int shh_index_remove_path(const struct shmheap *h, struct shh_path *path) {
-  struct shh_walk w = {h, 0};
-  int k = path->depth - 1;
-  if (k < 0)
-    return -1;
-  uint64_t x = path->node[k];
-  if (!writable(&w, x))
-    return -1;
-  uint64_t l = link_at(&w, x, SHH_N_LEFT), r = link_at(&w, x, SHH_N_RIGHT);
-  if (w.bad)
-    return -1;
-  if (l == 0 || r == 0)
-    return fix_up(&w, path, k - 1, l ? l : r, 1);
-  /* the successor m: the leftmost node of x's right subtree */
-  int j = k + 1;
-  uint64_t m = r;
-  for (;;) {
-    if (j >= SHH_MAX_DEPTH)
-      return -1;
-    path->node[j] = m;
-    uint64_t ml = link_at(&w, m, SHH_N_LEFT);
-    if (w.bad)
-      return -1;
-    if (ml == 0)
-      break;
-    m = ml;
-    j++;
-  }
-  uint64_t mr = link_at(&w, m, SHH_N_RIGHT), c;
-  if (w.bad)
-    return -1;
-  int shrank = 1;
-  if (j == k + 1) {
-    c = mr; /* m is x's right child: its own right subtree stays */
-  } else {
-    /* unlink m from its parent, fixing the levels between m and x */
-    uint64_t n = path->node[j - 1];
-    set_side(h, n, -1, mr);
-    c = retilt(&w, n, -1, -1, &shrank);
-    for (int i = j - 2; i > k && !w.bad; i--) {
-      n = path->node[i];
-      set_side(h, n, -1, c);
-      c = shrank ? retilt(&w, n, -1, -1, &shrank) : n;
+/* Follows the planned removal's climb without writing, with the balances
+ * the removal will read (at the replaced node's level, the replaced node's:
+ * its successor takes it over), while the subtree keeps shrinking; above
+ * that, nothing rotates. */
+static int plan_shrink(const struct shmheap *h, const struct shh_path *p) {
+  int k = p->at, j = p->with, shrank = 1;
+  if (j > k) {
+    int d = p->node[k + 1] < p->node[k] ? -1 : 1;
+    for (int i = j - 1; i > k && shrank; i--) {
+      struct climb c = {i, -d, bal(h, p->node[i])};
+      if (plan_level(h, p, &c, &shrank) != 0)
+        return EUCLEAN;
     }
-    if (w.bad)
-      return -1;
+    struct climb c = {k, d, bal(h, p->node[k])};
+    if (shrank && plan_level(h, p, &c, &shrank) != 0)
+      return EUCLEAN;
   }
-  /* m takes x's place: x's left side and balance, and the right side c */
-  set_left(h, m, l);
-  shh_st(h, m + SHH_N_LMAX, shh_ld(h, x + SHH_N_LMAX));
-  set_side(h, m, 1, c);
-  c = shrank ? retilt(&w, m, 1, -1, &shrank) : m;
-  if (w.bad)
-    return -1;
-  return fix_up(&w, path, k - 1, c, shrank);
+  for (int i = k - 1; i >= 0 && shrank; i--) {
+    struct climb c = {i, p->node[i + 1] < p->node[i] ? -1 : 1,
+                      bal(h, p->node[i])};
+    if (plan_level(h, p, &c, &shrank) != 0)
+      return EUCLEAN;
+  }
+  return 0;
 }
 
-/* Points the link that held OLD (in PARENT, or the root) at NEW. */
+int shh_index_plan_remove(const struct shmheap *h, struct shh_path *path) {
+  int k = path->at;
+  uint64_t l, r, mc;
+  if (k < 0 || child_ok(h, path, k, -1, &l) != 0 ||
+      child_ok(h, path, k, 1, &r) != 0)
+    return EUCLEAN;
+  path->depth = k + 1;
+  path->with = k;
+  if (l != 0 && r != 0) {
+    /* the successor: the leftmost node of the right subtree */
+    if (step(h, path, 1) != 0)
+      return EUCLEAN;
+    while (child(h, path->node[path->depth - 1], -1) != 0)
+      if (step(h, path, -1) != 0)
+        return EUCLEAN;
+    path->with = path->depth - 1;
+    if (child_ok(h, path, path->with, 1, &mc) != 0)
+      return EUCLEAN;
+  }
+  return plan_shrink(h, path);
+}
+
+/* Whether the path from level TOP down to level BOTTOM (the path's end)
+ * turns to SIDE once and then only the other way: BOTTOM is TOP's nearest
+ * neighbour on SIDE in address order. */
+static int neighbours(const struct shh_path *p, int top, int bottom, int side) {
+  if (top >= bottom || bottom != p->depth - 1)
+    return 0;
+  for (int i = top + 1; i <= bottom; i++) {
+    int s = p->node[i] < p->node[i - 1] ? -1 : 1;
+    if (s != (i == top + 1 ? side : -side))
+      return 0;
+  }
+  return 1;
+}
+
+/* LO and HI are neighbours in address order, so one is the other's
+ * descendant, at the path's end, with no child toward the other. If LO is
+ * the ancestor, HI goes and LO stays, grown: the climb must reach LO. If HI
+ * is, LO leaves its place to take HI's, as a removal by predecessor. */
+int shh_index_plan_merge(const struct shmheap *h, struct shh_path *path,
+                         uint64_t lo, uint64_t hi) {
+  uint64_t c;
+  if (shh_index_select(path, lo) != 0)
+    return EUCLEAN;
+  int il = path->at;
+  if (shh_index_select(path, hi) != 0)
+    return EUCLEAN;
+  int ih = path->at;
+  if (il < ih) {
+    if (!neighbours(path, il, ih, 1) || child(h, hi, -1) != 0 ||
+        child_ok(h, path, ih, 1, &c) != 0)
+      return EUCLEAN;
+    path->with = ih;
+    path->reach = il;
+  } else {
+    if (!neighbours(path, ih, il, -1) || child(h, lo, 1) != 0 ||
+        child_ok(h, path, il, -1, &c) != 0)
+      return EUCLEAN;
+    path->with = il;
+  }
+  return plan_shrink(h, path);
+}
+
+/* ---- changes --------------------------------------------------------------
+ */
+
+/* Points the link that held OLD (in PARENT, or the root) at NEW_CHILD. */
 static void relink(const struct shmheap *h, uint64_t parent, uint64_t old,
                    uint64_t new_child) {
   if (parent == 0)
     shh_hdr(h)->root = new_child;
-  else if (shh_ld(h, parent + SHH_N_LEFT) == old)
-    set_left(h, parent, new_child);
   else
-    set_right(h, parent, new_child);
+    set_child(h, parent, old < parent ? -1 : 1, new_child);
 }
 
-int shh_index_descend(const struct shmheap *h, uint64_t off,
-                      struct shh_path *path) {
-  struct shh_walk w = {h, 0};
-  uint64_t n = shh_hdr(h)->root;
-  path->depth = 0;
-  if (!link_ok(&w, n))
-    return -1;
-  while (n != 0) {
-    if (n == off || path->depth >= SHH_MAX_DEPTH)
-      return -1; /* already indexed, or a cycle */
-    path->node[path->depth++] = n;
-    n = peek_at(&w, n, off < n ? SHH_N_LEFT : SHH_N_RIGHT);
-    if (w.bad)
-      return -1;
+/* Walks up PATH from level I after the subtree below node[I] on the side of
+ * node[I + 1] became C, SHRANK saying whether it lost height. Each level
+ * stores only what changed and retilts; the walk stops at the first level
+ * whose link, side maximum and height all stay as they were (and that lies
+ * above PATH->reach), because nothing above it can change then. */
+static void fix_up(const struct shmheap *h, const struct shh_path *path, int i,
+                   uint64_t c, int shrank) {
+  for (; i >= 0; i--) {
+    uint64_t n = path->node[i];
+    int side = path->node[i + 1] < n ? -1 : 1;
+    if (!shrank && i < path->reach && child(h, n, side) == c &&
+        side_max(h, n, side) == submax(h, c))
+      return;
+    set_side(h, n, side, c);
+    c = shrank ? retilt(h, n, side, -1, &shrank) : n;
   }
-  return 0;
+  if (shh_hdr(h)->root != c)
+    shh_hdr(h)->root = c;
 }
 
-int shh_index_cut(struct shh_path *path, uint64_t off) {
-  for (int i = 0; i < path->depth; i++) {
-    if (path->node[i] == off) {
-      path->depth = i + 1;
-      return 0;
+/* AVL deletion of node[at], walking back up the path instead of down from
+ * the root again. Where node[with] takes its place (the successor, or for a
+ * merge the predecessor), it leaves its own place to its one child and
+ * takes the removed node's links, balance and far side's maximum. */
+void shh_index_remove(const struct shmheap *h, struct shh_path *path) {
+  int k = path->at, j = path->with, shrank = 1;
+  uint64_t x = path->node[k];
+  if (j == k) {
+    uint64_t l = child(h, x, -1);
+    fix_up(h, path, k - 1, l ? l : child(h, x, 1), 1);
+    return;
+  }
+  int d = path->node[k + 1] < x ? -1 : 1;
+  uint64_t m = path->node[j], c = child(h, m, d);
+  if (j > k + 1) {
+    /* unlink m from its parent, fixing the levels between m and x */
+    uint64_t n = path->node[j - 1];
+    set_side(h, n, -d, c);
+    c = retilt(h, n, -d, -1, &shrank);
+    for (int i = j - 2; i > k; i--) {
+      n = path->node[i];
+      set_side(h, n, -d, c);
+      c = shrank ? retilt(h, n, -d, -1, &shrank) : n;
     }
   }
-  return -1;
+  set_child(h, m, -d, child(h, x, -d));
+  set_side_max(h, m, -d, side_max(h, x, -d));
+  set_bal(h, m, bal(h, x));
+  set_side(h, m, d, c);
+  c = shrank ? retilt(h, m, d, -1, &shrank) : m;
+  fix_up(h, path, k - 1, c, shrank);
 }
 
 /* Insertion hangs the node where the descent ended, then walks back up only
  * as far as something changes: the side maxima stop at the first ancestor
  * whose side already holds a block as large (every ancestor above holds it
- * too), the balances at the first ancestor whose height does not grow. */
-int shh_index_insert_path(const struct shmheap *h, uint64_t off,
-                          const struct shh_path *path) {
-  struct shh_walk w = {h, 0};
-  uint64_t parent = path->depth ? path->node[path->depth - 1] : 0;
-  if (parent != 0 &&
-      (!writable(&w, parent) ||
-       shh_ld(h, parent + (off < parent ? SHH_N_LEFT : SHH_N_RIGHT)) != 0))
-    return -1; /* the path does not end where OFF hangs */
-  set_left(h, off, 0);
-  set_right(h, off, 0);
-  shh_st(h, off + SHH_N_LMAX, 2); /* lmax 0, balance 0 */
-  set_rmax(h, off, 0);
-  if (parent == 0)
-    shh_hdr(h)->root = off;
-  else if (off < parent)
-    set_left(h, parent, off);
-  else
-    set_right(h, parent, off);
-  uint64_t size = shh_tag_size(shh_ld(h, off));
+ * too), the balances at the first ancestor whose height does not grow. A
+ * rotation only ever lifts the path's own nodes. */
+void shh_index_add(const struct shmheap *h, const struct shh_path *path,
+                   uint64_t off) {
+  int last = path->depth - 1;
+  set_child(h, off, -1, 0);
+  set_child(h, off, 1, 0);
+  shh_st(h, off + SHH_N_LMAX, BAL_BIAS); /* lmax 0, balance 0 */
+  set_side_max(h, off, 1, 0);
+  relink(h, last >= 0 ? path->node[last] : 0, off, off);
+  uint64_t size = size_of(h, off);
   int grew = 1, raise = 1;
-  for (int i = path->depth - 1; i >= 0 && (grew || raise); i--) {
+  for (int i = last; i >= 0 && (grew || raise); i--) {
     uint64_t n = path->node[i];
-    if (!writable(&w, n))
-      return -1;
     int side = off < n ? -1 : 1;
     if (raise) {
-      uint64_t m = side < 0 ? lmax(h, n) : rmax(h, n);
-      if (m >= size)
+      if (side_max(h, n, side) >= size)
         raise = 0;
-      else if (side < 0)
-        set_lmax(h, n, size);
       else
-        set_rmax(h, n, size);
+        set_side_max(h, n, side, size);
     }
     if (grew) {
-      uint64_t top = retilt(&w, n, side, +1, &grew);
-      if (w.bad)
-        return -1;
+      uint64_t top = retilt(h, n, side, +1, &grew);
       if (top != n)
         relink(h, i ? path->node[i - 1] : 0, n, top);
     }
   }
-  return 0;
+}
+
+void shh_index_copy_node(const struct shmheap *h, const struct shh_path *path,
+                         uint64_t to) {
+  /* all words are read before any is written: the two places may overlap
+   * when a free block's start moves by less than a node */
+  uint64_t from = path->node[path->at], w[SHH_N_WORDS];
+  for (int i = 0; i < SHH_N_WORDS; i++)
+    w[i] = shh_ld(h, from + SHH_N_LEFT + 8 * (uint64_t)i);
+  for (int i = 0; i < SHH_N_WORDS; i++)
+    shh_st(h, to + SHH_N_LEFT + 8 * (uint64_t)i, w[i]);
+}
+
+void shh_index_moved(const struct shmheap *h, struct shh_path *path,
+                     uint64_t to) {
+  int k = path->at;
+  relink(h, k ? path->node[k - 1] : 0, path->node[k], to);
+  path->node[k] = to;
+}
+
+void shh_index_resized(const struct shmheap *h, const struct shh_path *path) {
+  for (int i = path->at - 1; i >= 0; i--) {
+    uint64_t n = path->node[i], c = path->node[i + 1], m = submax(h, c);
+    int side = c < n ? -1 : 1;
+    /* an unchanged maximum changes nothing above it */
+    if (side_max(h, n, side) == m)
+      return;
+    set_side_max(h, n, side, m);
+  }
 }
 
 int shh_index_insert(const struct shmheap *h, uint64_t off) {
   struct shh_path path;
   if (shh_index_descend(h, off, &path) != 0)
-    return -1;
-  return shh_index_insert_path(h, off, &path);
-}
-
-int shh_index_remove(const struct shmheap *h, uint64_t off) {
-  struct shh_path path;
-  if (shh_index_find(h, off, &path) != 0)
-    return -1;
-  return shh_index_remove_path(h, &path);
+    return EUCLEAN;
+  shh_index_add(h, &path, off);
+  return 0;
 }
 
 uint64_t shh_index_largest(const struct shmheap *h) {
-  struct shh_walk w = {h, 0};
   uint64_t root = shh_hdr(h)->root;
-  return link_ok(&w, root) ? submax(h, root) : 0;
-}
-
-int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
-                        struct shh_path *path) {
-  struct shh_walk w = {h, 0};
-  uint64_t n = shh_hdr(h)->root;
-  path->depth = 0;
-  *off = 0;
-  if (!link_ok(&w, n))
-    return -1;
-  if (n == 0 || submax(h, n) < need)
-    return 0;
-  for (;;) {
-    if (path->depth >= SHH_MAX_DEPTH)
-      return -1;
-    path->node[path->depth++] = n;
-    if (lmax(h, n) >= need) {
-      n = peek_at(&w, n, SHH_N_LEFT);
-    } else if (shh_tag_size(shh_ld(h, n)) >= need) {
-      *off = n;
-      return writable(&w, n) ? 0 : -1;
-    } else if (rmax(h, n) >= need) {
-      n = peek_at(&w, n, SHH_N_RIGHT);
-    } else {
-      return -1; /* the parent's maximum promised a fit here */
-    }
-    if (n == 0) /* a maximum that promised a subtree that is not there */
-      return -1;
-  }
-}
-
-int shh_index_find(const struct shmheap *h, uint64_t off,
-                   struct shh_path *path) {
-  struct shh_walk w = {h, 0};
-  uint64_t n = shh_hdr(h)->root;
-  path->depth = 0;
-  if (!link_ok(&w, n))
-    return -1;
-  while (n != 0 && path->depth < SHH_MAX_DEPTH) {
-    path->node[path->depth++] = n;
-    if (off == n)
-      return 0;
-    n = peek_at(&w, n, off < n ? SHH_N_LEFT : SHH_N_RIGHT);
-  }
-  return -1;
-}
-
-int shh_index_fix_path(const struct shmheap *h, const struct shh_path *path) {
-  for (int i = path->depth - 2; i >= 0; i--) {
-    uint64_t p = path->node[i], c = path->node[i + 1], m = submax(h, c);
-    uint64_t old = c < p ? lmax(h, p) : rmax(h, p);
-    /* an unchanged maximum changes nothing above it */
-    if (m == old)
-      return 0;
-    if (shh_tag_used(shh_ld(h, p)))
-      return -1;
-    if (c < p)
-      set_lmax(h, p, m);
-    else
-      set_rmax(h, p, m);
-  }
-  return 0;
-}
-
-int shh_index_replace(const struct shmheap *h, struct shh_path *path,
-                      uint64_t new_off) {
-  int last = path->depth - 1;
-  uint64_t parent = last > 0 ? path->node[last - 1] : 0;
-  if (parent != 0 && shh_tag_used(shh_ld(h, parent)))
-    return -1;
-  relink(h, parent, path->node[last], new_off);
-  path->node[last] = new_off;
-  return 0;
+  return root != 0 && node_ok(h, root, SHH_FIRST, h->len) ? submax(h, root) : 0;
 }
 
 /* ---- rebuild and check: walk the tags alongside the tree ---------------- */
@@ -476,7 +543,7 @@ struct free_iter {
   uint64_t off; /* next block to look at */
 };
 
-/* The next free block in address order, or 0. The tags were validated by
+/* The next free block in address order, or 0. The tags were verified by
  * the caller's walk (recovery, check) before this runs. */
 static uint64_t next_free(struct free_iter *it) {
   while (it->off < it->h->len) {
@@ -499,60 +566,59 @@ static uint64_t build(struct free_iter *it, uint64_t count, int *height) {
   uint64_t l = build(it, count / 2, &hl);
   uint64_t n = next_free(it);
   uint64_t r = build(it, count - count / 2 - 1, &hr);
-  set_left(h, n, l);
-  set_right(h, n, r);
-  shh_st(h, n + SHH_N_LMAX, submax(h, l) | (uint64_t)(hr - hl + 2));
-  set_rmax(h, n, submax(h, r));
+  set_child(h, n, -1, l);
+  set_child(h, n, 1, r);
+  shh_st(h, n + SHH_N_LMAX, submax(h, l) | (uint64_t)(hr - hl + BAL_BIAS));
+  set_side_max(h, n, 1, submax(h, r));
   *height = 1 + (hl > hr ? hl : hr);
   return n;
 }
 
-int shh_index_rebuild(const struct shmheap *h, uint64_t count) {
+void shh_index_rebuild(const struct shmheap *h, uint64_t count) {
   struct free_iter it = {h, SHH_FIRST};
   int height;
   shh_hdr(h)->root = build(&it, count, &height);
-  return 0;
 }
 
 struct check_ctx {
-  struct shh_walk w;
   struct free_iter it;
   uint64_t seen;
 };
 
-/* Checks the subtree N; *HEIGHT receives its real height. */
-static int check_at(struct check_ctx *c, uint64_t n, int depth, int *height) {
-  const struct shmheap *h = c->w.h;
+/* Checks the subtree N, whose blocks must lie in [LO, HI); *HEIGHT receives
+ * its real height. */
+static int check_at(struct check_ctx *c, uint64_t n, uint64_t lo, uint64_t hi,
+                    int depth, int *height) {
+  const struct shmheap *h = c->it.h;
   *height = 0;
   if (n == 0)
     return 0;
-  if (depth >= SHH_MAX_DEPTH)
-    return -1;
+  if (depth >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
+    return EUCLEAN;
   int hl, hr;
-  uint64_t l = left(&c->w, n), r = right(&c->w, n);
-  if (c->w.bad || check_at(c, l, depth + 1, &hl) != 0)
-    return -1;
+  uint64_t l = child(h, n, -1), r = child(h, n, 1);
+  if (check_at(c, l, lo, n, depth + 1, &hl) != 0)
+    return EUCLEAN;
   /* in order, the tree must list exactly the free blocks of the tag walk */
   if (next_free(&c->it) != n)
-    return -1;
+    return EUCLEAN;
   c->seen++;
-  if (check_at(c, r, depth + 1, &hr) != 0)
-    return -1;
+  if (check_at(c, r, n + size_of(h, n), hi, depth + 1, &hr) != 0)
+    return EUCLEAN;
   *height = 1 + (hl > hr ? hl : hr);
-  if (bal(h, n) != hr - hl || hr - hl > 1 || hl - hr > 1)
-    return -1;
-  if (lmax(h, n) != submax(h, l) || rmax(h, n) != submax(h, r))
-    return -1;
+  if (bal(h, n) != hr - hl)
+    return EUCLEAN;
+  if (side_max(h, n, -1) != submax(h, l) || side_max(h, n, 1) != submax(h, r))
+    return EUCLEAN;
   return 0;
 }
 
 int shh_index_check(const struct shmheap *h, uint64_t free_count) {
-  struct check_ctx c = {{h, 0}, {h, SHH_FIRST}, 0};
+  struct check_ctx c = {{h, SHH_FIRST}, 0};
   int height;
-  uint64_t root = shh_hdr(h)->root;
-  if (!link_ok(&c.w, root) || check_at(&c, root, 0, &height) != 0)
-    return -1;
+  if (check_at(&c, shh_hdr(h)->root, SHH_FIRST, h->len, 0, &height) != 0)
+    return EUCLEAN;
   if (c.seen != free_count || next_free(&c.it) != 0)
-    return -1;
+    return EUCLEAN;
   return 0;
 }
