@@ -163,6 +163,7 @@ static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   commit(h, at, tag);
   if (from != at)
     shh_st(h, from, 0);
+  SHH_CRASH_POINT(h);
   shh_index_moved(h, path, to);
   shh_index_resized(h, path);
 }
@@ -176,6 +177,7 @@ static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   if (from != at)
     shh_st(h, from, 0);
   set_prev_free(h, after, 0);
+  SHH_CRASH_POINT(h);
   shh_index_remove(h, path);
 }
 
@@ -246,6 +248,7 @@ static int free_locked(struct shmheap *h, void *ptr) {
   if (n.off != 0) {
     /* p swallows a and n */
     shh_st(h, n.off, 0);
+    SHH_CRASH_POINT(h);
     shh_index_remove(h, &path);
     return 0;
   }
@@ -280,6 +283,7 @@ static int shrink_locked(struct shmheap *h, const struct blk *a,
   shh_put_footer(h, t, tsize, ttag);
   commit(h, a->off, atag);
   set_prev_free(h, next, 1);
+  SHH_CRASH_POINT(h);
   shh_index_add(h, &path, t);
   return 0;
 }
