@@ -100,16 +100,16 @@ static inline void set_side(const struct shmheap *h, uint64_t n, int side,
 
 /* Whether N may be followed as a node whose block lies in [LO, HI). The one
  * place a link read from the region is judged. */
-static inline int node_ok(const struct shmheap *h, uint64_t n, uint64_t lo,
-                          uint64_t hi) {
-  if (n < lo || n >= hi || !shh_phase_ok(n))
+static inline __attribute__((always_inline)) int
+node_ok(const struct shmheap *h, uint64_t n, uint64_t lo, uint64_t hi) {
+  if (n - lo >= hi - lo || !shh_phase_ok(n)) /* n in [lo, hi) */
     return 0;
-  uint64_t tag = shh_ld(h, n), size = shh_tag_size(tag), end = n + size;
-  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size > hi - n ||
-      !(end == h->len || shh_phase_ok(end)))
+  uint64_t tag = shh_ld(h, n), size = shh_tag_size(tag);
+  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size > hi - n)
     return 0;
-  uint64_t b = shh_ld(h, n + SHH_N_LMAX) & BAL_BITS;
-  return b + 1 >= BAL_BIAS && b <= BAL_BIAS + 1 && shh_tag_ok(h, n, tag);
+  /* a balance of -1, 0 or +1 */
+  uint64_t b = (shh_ld(h, n + SHH_N_LMAX) & BAL_BITS) - (BAL_BIAS - 1);
+  return b <= 2 && shh_tag_ok(h, n, tag);
 }
 
 /* The span of node[I]'s subtree on SIDE. */
@@ -121,8 +121,10 @@ static void child_span(const struct shmheap *h, const struct shh_path *p, int i,
 }
 
 /* Appends N, which must be a node in [LO, HI), to PATH. */
-static inline int push(const struct shmheap *h, struct shh_path *p, uint64_t n,
-                       uint64_t lo, uint64_t hi) {
+static inline __attribute__((always_inline)) int push(const struct shmheap *h,
+                                                      struct shh_path *p,
+                                                      uint64_t n, uint64_t lo,
+                                                      uint64_t hi) {
   if (p->depth >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
     return EUCLEAN;
   p->node[p->depth] = n;
