@@ -24,7 +24,7 @@
 
 /* Whether the tag walk from SHH_FIRST reaches the heap's end through tags
  * that all verify. */
-static int tags_walk(const struct shmheap *h) {
+static int tags_hold(const struct shmheap *h) {
   uint64_t off = SHH_FIRST;
   while (off < h->len) {
     uint64_t tag = shh_ld(h, off);
@@ -36,7 +36,7 @@ static int tags_walk(const struct shmheap *h) {
 }
 
 int shh_recover(struct shmheap *h) {
-  if (!tags_walk(h))
+  if (!tags_hold(h))
     return EUCLEAN;
   uint64_t off = SHH_FIRST, free_count = 0;
   uint64_t prev = 0, prev_size = 0; /* the free block just before off */

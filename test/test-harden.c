@@ -190,6 +190,47 @@ static void test_flipped_tag_free_before(void) {
   heap_close(&h);
 }
 
+/* Recovery after a lock owner died must not bless the flipped tag either:
+ * it refuses the heap (EUCLEAN from then on) and leaves every block as it
+ * found it. */
+static int die_cb(const struct shmheap_block *b, void *arg) {
+  (void)b, (void)arg;
+  raise(SIGKILL);
+  return 1;
+}
+
+static int die_holding_lock(void *arg) {
+  shmheap_memory_handle mem = shmheap_connect(arg);
+  if (mem == NULL)
+    return 10;
+  shmheap_walk(mem, die_cb, NULL);
+  return 11; /* the walk returned without calling back */
+}
+
+static void test_flipped_tag_recover(void) {
+  struct heap h;
+  th_heap_open(&h, "harden", LEN);
+  void *f = alloc_filled(&h, SMALL, 0x46);
+  void *x = alloc_filled(&h, X_SZ, 0x58);
+  unsigned char *y = alloc_filled(&h, Y_SZ, 0x59);
+  alloc_filled(&h, SMALL, 0x47);
+  shmheap_free(h.mem, f);
+  flip_size_bit(x);
+  unsigned char *snap = g_malloc(h.len);
+  memcpy(snap, h.base, h.len);
+  int status = th_fork_run(die_holding_lock, h.name, 20);
+  g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  expect_check_damaged(&h);
+  errno = 0;
+  g_assert_null(shmheap_alloc(h.mem, SMALL));
+  g_assert_cmpint(errno, ==, EUCLEAN);
+  g_assert_true(
+      memcmp(snap + SHH_FIRST, h.base + SHH_FIRST, h.len - SHH_FIRST) == 0);
+  expect_bytes(y, Y_SZ, 0x59);
+  g_free(snap);
+  heap_close(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /* /harden/index-link                                                        */
 
@@ -336,6 +377,7 @@ int main(int argc, char **argv) {
   g_test_add_func("/harden/flipped-tag/grow", test_flipped_tag_grow);
   g_test_add_func("/harden/flipped-tag/free-before",
                   test_flipped_tag_free_before);
+  g_test_add_func("/harden/flipped-tag/recover", test_flipped_tag_recover);
   g_test_add_func("/harden/index-link/interior", test_link_interior);
   g_test_add_func("/harden/index-link/live-block", test_link_live_block);
   g_test_add_func("/harden/index-link/cycle", test_link_cycle);
