@@ -28,8 +28,11 @@
  * only in-between states recovery sees are two adjacent free blocks (merged
  * then) and a block allocated by the dead process but never returned to it,
  * which stays allocated: a leak, never memory handed out twice. The index
- * is derived state: recovery rebuilds it, so its changes all come after the
- * commit, where the path verified before it is still the tree.
+ * is derived state that recovery rebuilds, so its changes need no place in
+ * this order; they come after the commit, where the path verified before it
+ * is still the tree, but for a node that moves with its block's start: it
+ * is copied (and its parent relinked) in step 1, before the new tags are
+ * written over its old place.
  *
  * The crash points (SHH_CRASH_POINT) mark the places between these writes
  * where the crash tests kill a process.
@@ -156,7 +159,7 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
 static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
                       uint64_t to, uint64_t size, uint64_t at, uint64_t tag) {
   uint64_t free_tag = shh_tag_make(h, to, size, 0);
-  shh_index_copy_node(h, path, to);
+  shh_index_moved(h, path, to);
   if (to != at)
     shh_st(h, to, free_tag);
   shh_put_footer(h, to, size, free_tag);
@@ -164,7 +167,6 @@ static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   if (from != at)
     shh_st(h, from, 0);
   SHH_CRASH_POINT(h);
-  shh_index_moved(h, path, to);
   shh_index_resized(h, path);
 }
 

@@ -496,21 +496,17 @@ void shh_index_add(const struct shmheap *h, const struct shh_path *path,
   }
 }
 
-void shh_index_copy_node(const struct shmheap *h, const struct shh_path *path,
-                         uint64_t to) {
+void shh_index_moved(const struct shmheap *h, struct shh_path *path,
+                     uint64_t to) {
   /* all words are read before any is written: the two places may overlap
    * when a free block's start moves by less than a node */
-  uint64_t from = path->node[path->at], w[SHH_N_WORDS];
+  int k = path->at;
+  uint64_t from = path->node[k], w[SHH_N_WORDS];
   for (int i = 0; i < SHH_N_WORDS; i++)
     w[i] = shh_ld(h, from + SHH_N_LEFT + 8 * (uint64_t)i);
   for (int i = 0; i < SHH_N_WORDS; i++)
     shh_st(h, to + SHH_N_LEFT + 8 * (uint64_t)i, w[i]);
-}
-
-void shh_index_moved(const struct shmheap *h, struct shh_path *path,
-                     uint64_t to) {
-  int k = path->at;
-  relink(h, k ? path->node[k - 1] : 0, path->node[k], to);
+  relink(h, k ? path->node[k - 1] : 0, from, to);
   path->node[k] = to;
 }
 

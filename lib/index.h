@@ -68,13 +68,10 @@ void shh_index_add(const struct shmheap *h, const struct shh_path *path,
                    uint64_t off);
 /* Carries out the planned removal or merge (after the tags say so). */
 void shh_index_remove(const struct shmheap *h, struct shh_path *path);
-/* Copies the node's fields to TO, where its block will start. Called before
- * anything is written over its old fields or into TO's tag. */
-void shh_index_copy_node(const struct shmheap *h, const struct shh_path *path,
-                         uint64_t to);
-/* The node's block now starts at TO, within its old span or the span it
- * swallowed, no other free block between the two offsets: the tree links
- * TO in its place. */
+/* The node's block moves its start to TO, within its old span or the span
+ * it swallows, no other free block between the two offsets: its fields are
+ * copied there and the tree links TO in its place. Called before anything
+ * is written over the old fields or into TO's tag. */
 void shh_index_moved(const struct shmheap *h, struct shh_path *path,
                      uint64_t to);
 /* The node's block changed size (its tag says the new one). */
