@@ -141,53 +141,50 @@ static void after_flip(struct heap *h, void *x, unsigned char *y) {
   expect_bytes(y, Y_SZ, 0x59);
 }
 
-static void test_flipped_tag_alloc(void) {
+/* The heap of a flipped-tag case: [A] B X Y G, A only if LEAD, B freed if
+ * FREE_B, then X's tag flipped. */
+struct flipped {
   struct heap h;
-  th_heap_open(&h, "harden", LEN);
-  void *f = alloc_filled(&h, SMALL, 0x46);
-  void *x = alloc_filled(&h, X_SZ, 0x58);
-  unsigned char *y = alloc_filled(&h, Y_SZ, 0x59);
-  alloc_filled(&h, SMALL, 0x47);
-  shmheap_free(h.mem, f);
-  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
-  flip_size_bit(x);
-  expect_check_damaged(&h);
-  /* the lowest fit is F, taken whole: that clears X's PREV_FREE flag */
-  expect_refused_unchanged(&h, OP_ALLOC, NULL, SMALL, EUCLEAN);
-  after_flip(&h, x, y);
-  heap_close(&h);
+  void *a, *b, *x;
+  unsigned char *y;
+};
+
+static void flipped_setup(struct flipped *s, int lead, int free_b) {
+  th_heap_open(&s->h, "harden", LEN);
+  s->a = lead ? alloc_filled(&s->h, SMALL, 0x41) : NULL;
+  s->b = alloc_filled(&s->h, SMALL, 0x42);
+  s->x = alloc_filled(&s->h, X_SZ, 0x58);
+  s->y = alloc_filled(&s->h, Y_SZ, 0x59);
+  alloc_filled(&s->h, SMALL, 0x47);
+  if (free_b)
+    shmheap_free(s->h.mem, s->b);
+  g_assert_cmpint(shmheap_check(s->h.mem), ==, 0);
+  flip_size_bit(s->x);
+  expect_check_damaged(&s->h);
 }
 
-static void test_flipped_tag_grow(void) {
-  struct heap h;
-  th_heap_open(&h, "harden", LEN);
-  void *a = alloc_filled(&h, SMALL, 0x41);
-  void *n = alloc_filled(&h, SMALL, 0x4e);
-  void *x = alloc_filled(&h, X_SZ, 0x58);
-  unsigned char *y = alloc_filled(&h, Y_SZ, 0x59);
-  alloc_filled(&h, SMALL, 0x47);
-  shmheap_free(h.mem, n);
-  flip_size_bit(x);
-  /* A grows in place over all of N: that clears X's PREV_FREE flag */
-  expect_refused_unchanged(&h, OP_REALLOC, a, 80, EUCLEAN);
-  expect_bytes(a, SMALL, 0x41);
-  after_flip(&h, x, y);
-  heap_close(&h);
-}
+/* Each call would rewrite X's tag (its PREV_FREE flag). */
+enum flip_call { FLIP_ALLOC, FLIP_GROW, FLIP_FREE_BEFORE };
 
-static void test_flipped_tag_free_before(void) {
-  struct heap h;
-  th_heap_open(&h, "harden", LEN);
-  void *w = alloc_filled(&h, SMALL, 0x57);
-  void *x = alloc_filled(&h, X_SZ, 0x58);
-  unsigned char *y = alloc_filled(&h, Y_SZ, 0x59);
-  alloc_filled(&h, SMALL, 0x47);
-  flip_size_bit(x);
-  /* freeing W would set X's PREV_FREE flag */
-  expect_refused_unchanged(&h, OP_FREE, w, 0, EUCLEAN);
-  expect_bytes(w, SMALL, 0x57);
-  after_flip(&h, x, y);
-  heap_close(&h);
+static void test_flipped_tag(gconstpointer data) {
+  enum flip_call call = (enum flip_call)GPOINTER_TO_INT(data);
+  struct flipped s;
+  flipped_setup(&s, call == FLIP_GROW, call != FLIP_FREE_BEFORE);
+  switch (call) {
+  case FLIP_ALLOC: /* the lowest fit is B, taken whole */
+    expect_refused_unchanged(&s.h, OP_ALLOC, NULL, SMALL, EUCLEAN);
+    break;
+  case FLIP_GROW: /* A grows in place over all of B */
+    expect_refused_unchanged(&s.h, OP_REALLOC, s.a, 80, EUCLEAN);
+    expect_bytes(s.a, SMALL, 0x41);
+    break;
+  case FLIP_FREE_BEFORE: /* B is freed */
+    expect_refused_unchanged(&s.h, OP_FREE, s.b, 0, EUCLEAN);
+    expect_bytes(s.b, SMALL, 0x42);
+    break;
+  }
+  after_flip(&s.h, s.x, s.y);
+  heap_close(&s.h);
 }
 
 /* Recovery after a lock owner died must not bless the flipped tag either:
@@ -208,27 +205,21 @@ static int die_holding_lock(void *arg) {
 }
 
 static void test_flipped_tag_recover(void) {
-  struct heap h;
-  th_heap_open(&h, "harden", LEN);
-  void *f = alloc_filled(&h, SMALL, 0x46);
-  void *x = alloc_filled(&h, X_SZ, 0x58);
-  unsigned char *y = alloc_filled(&h, Y_SZ, 0x59);
-  alloc_filled(&h, SMALL, 0x47);
-  shmheap_free(h.mem, f);
-  flip_size_bit(x);
-  unsigned char *snap = g_malloc(h.len);
-  memcpy(snap, h.base, h.len);
-  int status = th_fork_run(die_holding_lock, h.name, 20);
+  struct flipped s;
+  flipped_setup(&s, 0, 1);
+  unsigned char *snap = g_malloc(s.h.len);
+  memcpy(snap, s.h.base, s.h.len);
+  int status = th_fork_run(die_holding_lock, s.h.name, 20);
   g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  expect_check_damaged(&h);
+  expect_check_damaged(&s.h);
   errno = 0;
-  g_assert_null(shmheap_alloc(h.mem, SMALL));
+  g_assert_null(shmheap_alloc(s.h.mem, SMALL));
   g_assert_cmpint(errno, ==, EUCLEAN);
   g_assert_true(
-      memcmp(snap + SHH_FIRST, h.base + SHH_FIRST, h.len - SHH_FIRST) == 0);
-  expect_bytes(y, Y_SZ, 0x59);
+      memcmp(snap + SHH_FIRST, s.h.base + SHH_FIRST, s.h.len - SHH_FIRST) == 0);
+  expect_bytes(s.y, Y_SZ, 0x59);
   g_free(snap);
-  heap_close(&h);
+  heap_close(&s.h);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -373,10 +364,12 @@ static void test_grow_half_done(void) {
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/harden/flipped-tag/alloc", test_flipped_tag_alloc);
-  g_test_add_func("/harden/flipped-tag/grow", test_flipped_tag_grow);
-  g_test_add_func("/harden/flipped-tag/free-before",
-                  test_flipped_tag_free_before);
+  g_test_add_data_func("/harden/flipped-tag/alloc", GINT_TO_POINTER(FLIP_ALLOC),
+                       test_flipped_tag);
+  g_test_add_data_func("/harden/flipped-tag/grow", GINT_TO_POINTER(FLIP_GROW),
+                       test_flipped_tag);
+  g_test_add_data_func("/harden/flipped-tag/free-before",
+                       GINT_TO_POINTER(FLIP_FREE_BEFORE), test_flipped_tag);
   g_test_add_func("/harden/flipped-tag/recover", test_flipped_tag_recover);
   g_test_add_func("/harden/index-link/interior", test_link_interior);
   g_test_add_func("/harden/index-link/live-block", test_link_live_block);
