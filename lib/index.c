@@ -161,22 +161,40 @@ static int start(const struct shmheap *h, struct shh_path *p, uint64_t *root) {
 
 /* ---- walks down ---------------------------------------------------------- */
 
+/* Verifies N as a node in [LO, HI) and records it at level D of PATH. The
+ * walks down keep where they are in locals and call this once a level. */
+static inline __attribute__((always_inline)) int
+record(const struct shmheap *h, struct shh_path *p, int d, uint64_t n,
+       uint64_t lo, uint64_t hi) {
+  if (d >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
+    return 0;
+  p->node[d] = n;
+  p->lo[d] = lo;
+  p->hi[d] = hi;
+  return 1;
+}
+
 int shh_index_descend(const struct shmheap *h, uint64_t off,
                       struct shh_path *path) {
-  uint64_t n;
-  if (start(h, path, &n) != 0)
-    return EUCLEAN;
-  while (n != 0) {
-    if (n == off)
-      return EUCLEAN; /* already indexed */
-    int i = path->depth - 1, side = off < n ? -1 : 1;
-    uint64_t lo, hi;
-    child_span(h, path, i, side, &lo, &hi);
-    n = child(h, n, side);
-    if (n != 0 && push(h, path, n, lo, hi) != 0)
-      return EUCLEAN;
+  uint64_t lo = SHH_FIRST, hi = h->len, n = shh_hdr(h)->root;
+  int d = 0, err = 0;
+  path->at = path->with = -1;
+  path->reach = SHH_MAX_DEPTH;
+  for (; n != 0; d++) {
+    if (n == off || !record(h, path, d, n, lo, hi)) {
+      err = EUCLEAN; /* already indexed, or not a node */
+      break;
+    }
+    if (off < n) {
+      hi = n;
+      n = child(h, n, -1);
+    } else {
+      lo = n + size_of(h, n);
+      n = child(h, n, 1);
+    }
   }
-  return 0;
+  path->depth = d;
+  return err;
 }
 
 int shh_index_find(const struct shmheap *h, uint64_t off,
@@ -195,28 +213,37 @@ int shh_index_find(const struct shmheap *h, uint64_t off,
 
 int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
                         struct shh_path *path) {
-  uint64_t n;
+  uint64_t lo = SHH_FIRST, hi = h->len, n = shh_hdr(h)->root;
+  int d = 0;
   *off = 0;
-  if (start(h, path, &n) != 0)
+  path->at = path->with = -1;
+  path->reach = SHH_MAX_DEPTH;
+  path->depth = 0;
+  if (n == 0)
+    return 0;
+  if (!record(h, path, 0, n, lo, hi))
     return EUCLEAN;
-  if (n == 0 || submax(h, n) < need)
+  path->depth = 1;
+  if (submax(h, n) < need)
     return 0;
   for (;;) {
-    int side;
     if (side_max(h, n, -1) >= need) {
-      side = -1;
+      hi = n;
+      n = child(h, n, -1);
     } else if (size_of(h, n) >= need) {
       *off = n;
-      path->at = path->depth - 1;
+      path->at = d;
+      path->depth = d + 1;
       return 0;
     } else if (side_max(h, n, 1) >= need) {
-      side = 1;
+      lo = n + size_of(h, n);
+      n = child(h, n, 1);
     } else {
       return EUCLEAN; /* the parent's maximum promised a fit here */
     }
-    if (step(h, path, side) != 0)
+    /* an empty link here is a maximum that promised a subtree */
+    if (++d, n == 0 || !record(h, path, d, n, lo, hi))
       return EUCLEAN;
-    n = path->node[path->depth - 1];
   }
 }
 
