@@ -2,7 +2,7 @@
  *
  * Every node is a free block. Its fields (block.h) are the left and right
  * children, and the largest block size in each subtree (lmax, rmax); the
- * node's AVL balance, height(right) - height(left), plus BAL_BIAS, sits in
+ * node's AVL balance, height(right) - height(left), plus SHH_BAL_BIAS, sits in
  * the three low bits of lmax (sizes are multiples of 8; +-2 is held only for
  * the moment between a change and its rotation). Keeping the subtree maxima
  * in the parent, and a balance rather than a height, means that first fit
@@ -33,84 +33,7 @@
 
 #include <errno.h>
 
-#include "block.h"
-
-enum {
-  BAL_BIAS = 2, /* the stored balance is the real one plus this */
-};
-#define BAL_BITS ((uint64_t)7) /* the balance's bits in the lmax word */
-
-/* ---- fields -------------------------------------------------------------
- * SIDE < 0 is the left, SIDE > 0 the right. */
-
-static uint64_t link_field(int side) {
-  return side < 0 ? SHH_N_LEFT : SHH_N_RIGHT;
-}
-static uint64_t max_field(int side) {
-  return side < 0 ? SHH_N_LMAX : SHH_N_RMAX;
-}
-static inline uint64_t child(const struct shmheap *h, uint64_t n, int side) {
-  return shh_ld(h, n + link_field(side));
-}
-static void set_child(const struct shmheap *h, uint64_t n, int side,
-                      uint64_t v) {
-  shh_st(h, n + link_field(side), v);
-}
-static inline uint64_t side_max(const struct shmheap *h, uint64_t n, int side) {
-  return shh_ld(h, n + max_field(side)) & ~BAL_BITS;
-}
-/* The lmax word keeps its balance bits. */
-static void set_side_max(const struct shmheap *h, uint64_t n, int side,
-                         uint64_t v) {
-  uint64_t keep = side < 0 ? shh_ld(h, n + SHH_N_LMAX) & BAL_BITS : 0;
-  shh_st(h, n + max_field(side), v | keep);
-}
-static inline int bal(const struct shmheap *h, uint64_t n) {
-  return (int)(shh_ld(h, n + SHH_N_LMAX) & BAL_BITS) - BAL_BIAS;
-}
-static void set_bal(const struct shmheap *h, uint64_t n, int b) {
-  shh_st(h, n + SHH_N_LMAX, side_max(h, n, -1) | (uint64_t)(b + BAL_BIAS));
-}
-static inline uint64_t size_of(const struct shmheap *h, uint64_t n) {
-  return shh_tag_size(shh_ld(h, n));
-}
-
-static uint64_t max3(uint64_t a, uint64_t b, uint64_t c) {
-  uint64_t m = a > b ? a : b;
-  return m > c ? m : c;
-}
-
-/* The largest block size in the subtree rooted at N. */
-static inline uint64_t submax(const struct shmheap *h, uint64_t n) {
-  return n ? max3(size_of(h, n), side_max(h, n, -1), side_max(h, n, 1)) : 0;
-}
-
-/* Makes C N's child on SIDE and that side's maximum C's, storing only what
- * changed (a write dirties a shared cache line). */
-static inline void set_side(const struct shmheap *h, uint64_t n, int side,
-                            uint64_t c) {
-  uint64_t m = submax(h, c);
-  if (child(h, n, side) != c)
-    set_child(h, n, side, c);
-  if (side_max(h, n, side) != m)
-    set_side_max(h, n, side, m);
-}
-
-/* ---- verification ------------------------------------------------------ */
-
-/* Whether N may be followed as a node whose block lies in [LO, HI). The one
- * place a link read from the region is judged. */
-static inline __attribute__((always_inline)) int
-node_ok(const struct shmheap *h, uint64_t n, uint64_t lo, uint64_t hi) {
-  if (n - lo >= hi - lo || !shh_phase_ok(n)) /* n in [lo, hi) */
-    return 0;
-  uint64_t tag = shh_ld(h, n), size = shh_tag_size(tag);
-  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size > hi - n)
-    return 0;
-  /* a balance of -1, 0 or +1 */
-  uint64_t b = (shh_ld(h, n + SHH_N_LMAX) & BAL_BITS) - (BAL_BIAS - 1);
-  return b <= 2 && shh_tag_ok(h, n, tag);
-}
+#include "index-node.h"
 
 /* The span of node[I]'s subtree on SIDE. */
 static void child_span(const struct shmheap *h, const struct shh_path *p, int i,
@@ -501,7 +424,7 @@ void shh_index_add(const struct shmheap *h, const struct shh_path *path,
   int last = path->depth - 1;
   set_child(h, off, -1, 0);
   set_child(h, off, 1, 0);
-  shh_st(h, off + SHH_N_LMAX, BAL_BIAS); /* lmax 0, balance 0 */
+  shh_st(h, off + SHH_N_LMAX, SHH_BAL_BIAS); /* lmax 0, balance 0 */
   set_side_max(h, off, 1, 0);
   relink(h, last >= 0 ? path->node[last] : 0, off, off);
   uint64_t size = size_of(h, off);
@@ -553,97 +476,5 @@ int shh_index_insert(const struct shmheap *h, uint64_t off) {
   if (shh_index_descend(h, off, &path) != 0)
     return EUCLEAN;
   shh_index_add(h, &path, off);
-  return 0;
-}
-
-uint64_t shh_index_largest(const struct shmheap *h) {
-  uint64_t root = shh_hdr(h)->root;
-  return root != 0 && node_ok(h, root, SHH_FIRST, h->len) ? submax(h, root) : 0;
-}
-
-/* ---- rebuild and check: walk the tags alongside the tree ---------------- */
-
-struct free_iter {
-  const struct shmheap *h;
-  uint64_t off; /* next block to look at */
-};
-
-/* The next free block in address order, or 0. The tags were verified by
- * the caller's walk (recovery, check) before this runs. */
-static uint64_t next_free(struct free_iter *it) {
-  while (it->off < it->h->len) {
-    uint64_t b = it->off, tag = shh_ld(it->h, b);
-    it->off = b + shh_tag_size(tag);
-    if (!shh_tag_used(tag))
-      return b;
-  }
-  return 0;
-}
-
-/* Builds a balanced tree of the next COUNT free blocks; *HEIGHT gets its
- * height. Recursion depth is log2(COUNT). */
-static uint64_t build(struct free_iter *it, uint64_t count, int *height) {
-  *height = 0;
-  if (count == 0)
-    return 0;
-  const struct shmheap *h = it->h;
-  int hl, hr;
-  uint64_t l = build(it, count / 2, &hl);
-  uint64_t n = next_free(it);
-  uint64_t r = build(it, count - count / 2 - 1, &hr);
-  set_child(h, n, -1, l);
-  set_child(h, n, 1, r);
-  shh_st(h, n + SHH_N_LMAX, submax(h, l) | (uint64_t)(hr - hl + BAL_BIAS));
-  set_side_max(h, n, 1, submax(h, r));
-  *height = 1 + (hl > hr ? hl : hr);
-  return n;
-}
-
-void shh_index_rebuild(const struct shmheap *h, uint64_t count) {
-  struct free_iter it = {h, SHH_FIRST};
-  int height;
-  shh_hdr(h)->root = build(&it, count, &height);
-}
-
-struct check_ctx {
-  struct free_iter it;
-  uint64_t seen;
-};
-
-/* Checks the subtree N, whose blocks must lie in [LO, HI); *HEIGHT receives
- * its real height. */
-static int check_at(struct check_ctx *c, uint64_t n, uint64_t lo, uint64_t hi,
-                    int depth, int *height) {
-  const struct shmheap *h = c->it.h;
-  *height = 0;
-  if (n == 0)
-    return 0;
-  if (depth >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
-    return EUCLEAN;
-  int hl, hr;
-  uint64_t l = child(h, n, -1), r = child(h, n, 1);
-  if (check_at(c, l, lo, n, depth + 1, &hl) != 0)
-    return EUCLEAN;
-  /* in order, the tree must list exactly the free blocks of the tag walk */
-  if (next_free(&c->it) != n)
-    return EUCLEAN;
-  c->seen++;
-  if (check_at(c, r, n + size_of(h, n), hi, depth + 1, &hr) != 0)
-    return EUCLEAN;
-  *height = 1 + (hl > hr ? hl : hr);
-  if (bal(h, n) != hr - hl)
-    return EUCLEAN;
-  if (side_max(h, n, -1) != submax(h, l) || side_max(h, n, 1) != submax(h, r))
-    return EUCLEAN;
-  return 0;
-}
-
-int shh_index_check(const struct shmheap *h, uint64_t free_count) {
-  struct check_ctx c = {{h, SHH_FIRST}, 0};
-  int height;
-  if (check_at(&c, shh_hdr(h)->root, SHH_FIRST, h->len, 0, &height) != 0)
-    return EUCLEAN;
-  if (c.seen != free_count || next_free(&c.it) != 0)
-    return EUCLEAN;
   return 0;
 }
