@@ -6,20 +6,21 @@
  * the three low bits of lmax (sizes are multiples of 8; +-2 is held only for
  * the moment between a change and its rotation). Keeping the subtree maxima
  * in the parent, and a balance rather than a height, means that first fit
- * and every update read and write only the nodes on their path, never a
- * sibling: at 100k free blocks the path is all that misses the cache.
+ * and every update read and write only the nodes on their path (and the
+ * few a removal's rotation lifts): at 100k free blocks the path is all that
+ * misses the cache.
  *
  * First fit: go left while lmax fits, else take this node if it fits, else
  * go right if rmax fits. The tree holds offsets only; 0 is the empty link.
  *
  * Nothing read from the region is trusted. A link is followed only to a
- * node (node_ok): a block whose tag verifies as free, whose balance is
- * possible, and which lies in the span address order leaves it: below the
- * root, [SHH_FIRST, len); a left child ends before its parent starts, a
- * right child starts after its parent ends, each inside its parent's span.
- * So a link scribbled into a live block, or into another part of the tree,
- * is refused before anything is written. The tag and the node share a cache
- * line, and each node's check bits are computed once, on the way down.
+ * node (node_ok, index-node.h): a block whose tag verifies as free, whose
+ * balance is possible, and which lies in the span address order leaves it:
+ * below the root, [SHH_FIRST, len); a left child ends before its parent starts,
+ * a right child starts after its parent ends, each inside its parent's span. So
+ * a link scribbled into a live block, or into another part of the tree, is
+ * refused before anything is written. The tag and the node share a cache line,
+ * and each node's check bits are computed once, on the way down.
  *
  * A removal rebalances on its way up, and its rotations move the sibling of
  * the path (and, for a double rotation, the sibling's inner child): nodes no
