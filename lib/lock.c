@@ -56,11 +56,16 @@ static inline void cpu_relax(void) {
 /* This thread's id and this process's PID namespace, cached: system calls
  * cost more than the whole uncontended lock. A forked child starts over. */
 static __thread uint32_t self_tid __attribute__((tls_model("initial-exec")));
+/* This thread's owner word for the heap whose lock key is own_key: the
+ * hash is worth computing once per thread and heap, not once per call. */
+static __thread uint64_t own_word __attribute__((tls_model("initial-exec")));
+static __thread uint32_t own_key __attribute__((tls_model("initial-exec")));
 static uint32_t self_ns;
 static int self_ns_known;
 
 static void forget_self(void) {
   self_tid = 0;
+  own_word = 0;
   __atomic_store_n(&self_ns_known, 0, __ATOMIC_RELAXED);
 }
 
@@ -221,8 +226,17 @@ static int lock_slow(struct shmheap *h, uint64_t own,
   }
 }
 
+/* This thread's owner word for H's lock (never 0: a tid is never 0). */
+static inline uint64_t my_word(const struct shmheap *h) {
+  if (own_word == 0 || own_key != h->lock_key) {
+    own_word = owner_word(h, my_tid(), my_ns());
+    own_key = h->lock_key;
+  }
+  return own_word;
+}
+
 int shh_lock(struct shmheap *h, const struct timespec *deadline) {
-  uint64_t own = owner_word(h, my_tid(), my_ns()), expect = 0;
+  uint64_t own = my_word(h), expect = 0;
   int err = 0;
   if (!__atomic_compare_exchange_n(word(h), &expect, own, 0, __ATOMIC_ACQUIRE,
                                    __ATOMIC_RELAXED)) {
