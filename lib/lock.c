@@ -256,7 +256,12 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
 
 void shh_unlock(struct shmheap *h) {
   uint64_t *w = word(h);
-  uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
+  /* the common case: we hold it with no flag set (own_word is our word
+   * for the heap we locked last; when it is not, the loop below is right) */
+  uint64_t v = own_word;
+  if (__atomic_compare_exchange_n(w, &v, 0, 0, __ATOMIC_RELEASE,
+                                  __ATOMIC_RELAXED))
+    return;
   for (;;) {
     /* a starving waiter gets the word reserved; the rest is released */
     uint64_t next = (uint32_t)v & STARVING ? (uint64_t)(STARVING | WAITERS) : 0;
