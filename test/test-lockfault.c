@@ -1,6 +1,7 @@
 /* test-lockfault: lock owners that die in the ways test-lock does not
  * cover (a dead owner not yet reaped, a child forked without the atfork
- * handlers), calls that cannot take the lock, a creator killed half-way,
+ * handlers), the first lock calls of a process racing from several
+ * threads, calls that cannot take the lock, a creator killed half-way,
  * and a stress of processes with two threads each, one of them SIGKILLed
  * every ~50 ms, after which the heap must check clean and every survivor's
  * blocks keep their patterns.
@@ -74,6 +75,58 @@ static int is_zombie(pid_t pid) {
   buf[n] = 0;
   const char *rp = strrchr(buf, ')');
   return rp != NULL && rp[1] == ' ' && rp[2] == 'Z';
+}
+
+/* ------------------------------------------------------------------------ */
+/* /lock/threads-first-lock: the first lock calls of a process come from
+ * several threads at once (here in a forked child, whose cached thread id
+ * and PID namespace start over). They must work, and under ThreadSanitizer
+ * the caches they fill must not race. */
+
+struct first_lock {
+  shmheap_memory_handle mem;
+  pthread_barrier_t *go;
+  int ok;
+};
+
+static void *first_lock_main(void *arg) {
+  struct first_lock *f = arg;
+  pthread_barrier_wait(f->go);
+  void *p = shmheap_alloc(f->mem, 64);
+  f->ok = p != NULL;
+  errno = 0;
+  shmheap_free(f->mem, p);
+  f->ok = f->ok && errno == 0;
+  return NULL;
+}
+
+static int first_lock_child(void *arg) {
+  shmheap_memory_handle mem = arg; /* inherited */
+  enum { N = 4 };
+  pthread_barrier_t go;
+  TH_CHILD_CHECK(pthread_barrier_init(&go, NULL, N) == 0);
+  struct first_lock f[N];
+  pthread_t t[N];
+  for (int i = 0; i < N; i++) {
+    f[i] = (struct first_lock){mem, &go, 0};
+    TH_CHILD_CHECK(pthread_create(&t[i], NULL, first_lock_main, &f[i]) == 0);
+  }
+  for (int i = 0; i < N; i++) {
+    TH_CHILD_CHECK(pthread_join(t[i], NULL) == 0);
+    TH_CHILD_CHECK(f[i].ok);
+  }
+  pthread_barrier_destroy(&go);
+  return 0;
+}
+
+static void test_threads_first_lock(void) {
+  th_watchdog_arm(60, "/lock/threads-first-lock");
+  struct heap h;
+  th_heap_open(&h, "lockfault", 64u << 10);
+  for (int i = 0; i < 20; i++)
+    th_assert_child_ok(th_fork_run(first_lock_child, h.mem, 20));
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  heap_close(&h);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -434,6 +487,7 @@ int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   th_install_cleanup();
   th_add_func("/lock/kill-stress", test_kill_stress);
+  th_add_func("/lock/threads-first-lock", test_threads_first_lock);
   th_add_func("/lock/zombie-owner", test_zombie_owner);
   th_add_func("/lock/free-errno", test_free_errno);
   th_add_func("/lock/fork-without-handlers", test_fork_without_handlers);
