@@ -2,19 +2,25 @@
  * cover (a dead owner not yet reaped, a child forked without the atfork
  * handlers), the first lock calls of a process racing from several
  * threads, calls that cannot take the lock, a creator killed half-way,
- * and a stress of processes with two threads each, one of them SIGKILLed
- * every ~50 ms, after which the heap must check clean and every survivor's
- * blocks keep their patterns.
+ * create where links are refused (the in-place way), and a stress of processes
+ * with two threads each, one of them SIGKILLed every ~50 ms, after which the
+ * heap must check clean and every survivor's blocks keep their patterns.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -297,6 +303,95 @@ static void test_killed_creator(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* /lifecycle/create-in-place: where /dev/shm refuses link(2) (here a
+ * seccomp filter makes link and linkat fail with EPERM), create makes the
+ * heap in place. The heap works, a second create of the name is refused
+ * and removes nothing, a create that fails for want of room (EFBIG: past
+ * RLIMIT_FSIZE, SIGXFSZ ignored) leaves no name behind, and a successful
+ * create leaves errno alone. */
+
+static int refuse_links(void) {
+#if defined(__x86_64__)
+  const uint32_t arch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+  const uint32_t arch = AUDIT_ARCH_AARCH64;
+#else
+  return -1;
+#endif
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, arch, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#ifdef __NR_link
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_link, 2, 0),
+#else
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_linkat, 2, 0),
+#endif
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_linkat, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  struct sock_fprog prog = {(unsigned short)G_N_ELEMENTS(f), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    return -1;
+  return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+}
+
+static int in_place_child(void *arg) {
+  const char *const *names = arg;
+  if (refuse_links() != 0)
+    return 77;
+  errno = 0;
+  TH_CHILD_CHECK(link("/dev/null", "/dev/shm/x") != 0 && errno == EPERM);
+  errno = 0;
+  shmheap_memory_handle mem = shmheap_create(names[0], 64u << 10);
+  int create_errno = errno;
+  TH_CHILD_CHECK(mem != NULL);
+  void *p = shmheap_alloc(mem, 1000);
+  TH_CHILD_CHECK(p != NULL);
+  shmheap_memory_handle again = shmheap_connect(names[0]);
+  TH_CHILD_CHECK(again != NULL);
+  TH_CHILD_CHECK(shmheap_check(again) == 0);
+  shmheap_disconnect(again);
+  /* a second create of the name is refused and removes nothing */
+  errno = 0;
+  TH_CHILD_CHECK(shmheap_create(names[0], 64u << 10) == NULL);
+  TH_CHILD_CHECK(errno == EEXIST);
+  TH_CHILD_CHECK(th_shm_exists(names[0]));
+  /* a create that fails for want of room leaves no name */
+  struct rlimit rl = {32u << 10, 32u << 10};
+  TH_CHILD_CHECK(setrlimit(RLIMIT_FSIZE, &rl) == 0);
+  signal(SIGXFSZ, SIG_IGN);
+  errno = 0;
+  TH_CHILD_CHECK(shmheap_create(names[1], 1u << 20) == NULL);
+  TH_CHILD_CHECK(errno == EFBIG);
+  TH_CHILD_CHECK(!th_shm_exists(names[1]));
+  shmheap_destroy(NULL, mem);
+  TH_CHILD_CHECK(!th_shm_exists(names[0]));
+  /* last, so that the checks above run even when this one fails */
+  fprintf(stderr, "errno after a successful in-place create: %d\n",
+          create_errno);
+  TH_CHILD_CHECK(create_errno == 0);
+  return 0;
+}
+
+static void test_create_in_place(void) {
+  th_watchdog_arm(30, "/lifecycle/create-in-place");
+  char a[64], b[64];
+  const char *names[2] = {th_shm_name(a, sizeof a, "lockfault"),
+                          th_shm_name(b, sizeof b, "lockfault")};
+  int status = th_fork_run(in_place_child, names, 20);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+    g_test_skip("no seccomp filter here");
+    return;
+  }
+  if (th_shm_exists(a))
+    shm_unlink(a);
+  th_assert_child_ok(status);
+}
+
+/* ------------------------------------------------------------------------ */
 /* /lock/kill-stress: STRESS_PROCS processes with two threads each alloc,
  * realloc, check and free their own patterned blocks; every ~50 ms the
  * parent SIGKILLs one (often a lock holder), reaps it at once, checks the
@@ -491,6 +586,7 @@ int main(int argc, char **argv) {
   th_add_func("/lock/zombie-owner", test_zombie_owner);
   th_add_func("/lock/free-errno", test_free_errno);
   th_add_func("/lock/fork-without-handlers", test_fork_without_handlers);
+  th_add_func("/lifecycle/create-in-place", test_create_in_place);
   th_add_func("/lifecycle/killed-creator-leaves-nothing", test_killed_creator);
   return g_test_run();
 }
