@@ -5,7 +5,9 @@
 # thread cases of test-crash (/crash/threads: threads of one process racing
 # alloc/calloc/realloc/free; /crash/threads-kill: the same while lock
 # holders in other processes are SIGKILLed, so the threads meet a dead
-# owner and repair). Every TAP "ok" counts as passed, every "not ok" and
+# owner and repair); the lock's own thread cases (/lock/no-starvation,
+# /lock/threads-first-lock, /lock/kill-stress). Every TAP "ok" counts as
+# passed, every "not ok" and
 # every program that exits nonzero (TSan exits 66 when it reported a race)
 # as failed. Ends with `STEP tsan: N passed, M failed`; exits nonzero on any
 # failure. Suppressions, each with its reason: .ci/tsan.supp.
@@ -41,7 +43,7 @@ else
 fi
 rc=$?
 [ "$rc" -eq 0 ] && {
-  ninja -C "$BUILD" test/test-procs test/test-crash >>"$OUT/tsan-setup.log" 2>&1
+  ninja -C "$BUILD" test/test-procs test/test-crash test/test-lock test/test-lockfault >>"$OUT/tsan-setup.log" 2>&1
   rc=$?
 }
 if [ "$rc" -ne 0 ]; then
@@ -89,4 +91,6 @@ run() {
 
 run "$BUILD/test/test-procs" .
 run "$BUILD/test/test-crash" '^/crash/threads'
+run "$BUILD/test/test-lock" '^/lock/(no-starvation|reentry|dead-owner)'
+run "$BUILD/test/test-lockfault" '^/lock/(threads-first-lock|kill-stress)'
 finish

@@ -155,8 +155,31 @@ static int build(struct shmheap *h, int fd, mode_t mode, uint64_t len,
   return heap_init(h, key, max_len);
 }
 
-/* Makes the object under a private name and links it to NAME once it is
- * whole. Returns 0, an errno, or -1 when links are not possible here. */
+/* The first choice: makes the object with no name at all (O_TMPFILE), so
+ * that a creator killed half-way leaves nothing behind, and links it to
+ * NAME once it is whole. Returns 0, an errno, or -1 when that is not
+ * possible here (no O_TMPFILE on /dev/shm, no /proc). */
+static int create_unnamed(struct shmheap *h, const char *name, mode_t mode,
+                          uint64_t len, uint64_t max_len) {
+  int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  char from[48], to[sizeof SHM_DIR + NAME_MAX + 2];
+  snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+  snprintf(to, sizeof to, "%s%s", SHM_DIR, name);
+  int err = build(h, fd, mode, len, max_len);
+  if (err == 0 && linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) != 0)
+    err = errno == EEXIST ? EEXIST : errno == ENOSPC ? ENOSPC : -1;
+  if (err == 0)
+    h->fd = fd;
+  else
+    close(fd);
+  return err;
+}
+
+/* The second choice: makes the object under a private name and links it to
+ * NAME once it is whole. Returns 0, an errno, or -1 when links are not possible
+ * here. */
 static int create_linked(struct shmheap *h, const char *name, mode_t mode,
                          uint64_t len, uint64_t max_len) {
   char tmp[64];
@@ -203,6 +226,7 @@ static int create_in_place(struct shmheap *h, const char *name, mode_t mode,
 /* Creates heap NAME: LEN bytes now, growable to MAX_LEN (0: not growable). */
 shmheap_memory_handle shh_create(const char *name, size_t len, size_t max_len,
                                  mode_t mode) {
+  int saved = errno; /* a create that succeeds leaves errno alone */
   long page = sysconf(_SC_PAGESIZE);
   uint64_t top = max_len ? max_len : len;
   if (!name_ok(name) || len == 0 || page <= 0 || len % (size_t)page != 0 ||
@@ -215,12 +239,15 @@ shmheap_memory_handle shh_create(const char *name, size_t len, size_t max_len,
   struct shmheap *h = handle_new(name);
   if (h == NULL)
     return NULL;
-  int err = create_linked(h, name, mode, len, max_len);
-  if (err == -1) {
+  int (*const ways[])(struct shmheap *, const char *, mode_t, uint64_t,
+                      uint64_t) = {create_unnamed, create_linked,
+                                   create_in_place};
+  int err = -1;
+  for (size_t i = 0; err == -1 && i < sizeof ways / sizeof ways[0]; i++) {
     if (h->base != NULL)
       munmap(h->base, h->map_len);
     h->base = NULL;
-    err = create_in_place(h, name, mode, len, max_len);
+    err = ways[i](h, name, mode, len, max_len);
   }
   if (err != 0) {
     handle_free(h);
@@ -228,6 +255,7 @@ shmheap_memory_handle shh_create(const char *name, size_t len, size_t max_len,
     return NULL;
   }
   crash_points_arm(h);
+  errno = saved;
   return h;
 }
 
@@ -253,7 +281,7 @@ static int header_ok(const struct shh_header *hd, uint64_t real_len,
   if (hd->state != SHH_STATE_READY || hd->len > real_len ||
       hd->len % (uint64_t)page != 0 || hd->len < SHH_FIRST + SHH_MIN_BLOCK)
     return EINVAL;
-  if (hd->lock_spare != 0 || hd->check != shh_header_check(hd))
+  if (hd->check != shh_header_check(hd))
     return EINVAL; /* a scribbled field, or one this format keeps zero */
   if (hd->max_len == 0 ? hd->len != real_len
                        : hd->max_len < hd->len || hd->max_len > SHH_MAX_LEN ||
@@ -280,26 +308,31 @@ static int passed(const struct timespec *deadline) {
  * when it checks out, maps the whole heap. Returns 0, an errno, or -1 while
  * a creator (of the in-place fallback) is still initialising. */
 static int try_map(struct shmheap *h, int fd, uint64_t real_len, long page) {
-  struct shh_header *hd =
+  const struct shh_header *shared =
       mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
-  if (hd == MAP_FAILED)
+  if (shared == MAP_FAILED)
     return errno;
-  uint16_t state = __atomic_load_n(&hd->state, __ATOMIC_ACQUIRE);
-  int err = state == SHH_STATE_INIT ? -1 : header_ok(hd, real_len, page);
+  /* one copy, checked and used: a peer writing the header meanwhile
+   * cannot slip an unchecked length past us */
+  struct shh_header hd;
+  uint16_t state = __atomic_load_n(&shared->state, __ATOMIC_ACQUIRE);
+  memcpy(&hd, shared, sizeof hd);
+  munmap((void *)shared, (size_t)page);
+  int err = state == SHH_STATE_INIT ? -1 : header_ok(&hd, real_len, page);
+  if (err == 0 && hd.state != state)
+    err = -1; /* changed while we copied: look again */
   /* a creator that has not written its magic yet looks all zero; any other
    * bytes with state INIT are not a heap being made */
-  if (err == -1 && hd->magic != 0 && hd->magic != SHH_MAGIC)
+  if (err == -1 && state == SHH_STATE_INIT && hd.magic != 0 &&
+      hd.magic != SHH_MAGIC)
     err = EINVAL;
-  uint64_t len = hd->len, max_len = hd->max_len;
-  uint32_t key = hd->key;
-  munmap(hd, (size_t)page);
   if (err != 0)
     return err;
-  if ((err = map_object(h, fd, max_len ? max_len : len)) != 0)
+  if ((err = map_object(h, fd, hd.max_len ? hd.max_len : hd.len)) != 0)
     return err;
-  h->len = len;
-  h->key = shh_expand_key(key);
-  h->lock_key = key;
+  h->len = hd.len;
+  h->key = shh_expand_key(hd.key);
+  h->lock_key = hd.key;
   return 0;
 }
 
@@ -329,6 +362,7 @@ static int map_published(struct shmheap *h, int fd,
 }
 
 SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
+  int saved = errno; /* a connect that succeeds leaves errno alone */
   if (!name_ok(name)) {
     errno = EINVAL;
     return NULL;
@@ -362,6 +396,7 @@ SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
     return NULL;
   }
   crash_points_arm(h);
+  errno = saved;
   return h;
 }
 

@@ -27,10 +27,14 @@
  * waiter that has itself waited that long may take it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -53,42 +57,85 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* This thread's id and this process's PID namespace, cached: system calls
- * cost more than the whole uncontended lock. A forked child starts over. */
+/* Who we are, cached: system calls cost more than the whole uncontended
+ * lock. The cache must not outlive a fork, including one that runs no
+ * atfork handler (_Fork, a raw clone): the process's generation lives in a
+ * page the kernel zeroes in every child (MADV_WIPEONFORK; the atfork
+ * handler zeroes it too, for kernels without it), and a thread trusts its
+ * cached identity only for the generation it took it in. The page also
+ * holds the PID namespace id, which a child may not share. */
+static uint64_t *self_page; /* [0] generation, [1] namespace | NS_KNOWN */
+static uint64_t self_page_fallback[2];
+#define NS_KNOWN ((uint64_t)1 << 32)
+
+static __thread uint64_t self_gen __attribute__((tls_model("initial-exec")));
 static __thread uint32_t self_tid __attribute__((tls_model("initial-exec")));
 /* This thread's owner word for the heap whose lock key is own_key: the
  * hash is worth computing once per thread and heap, not once per call. */
 static __thread uint64_t own_word __attribute__((tls_model("initial-exec")));
 static __thread uint32_t own_key __attribute__((tls_model("initial-exec")));
-static uint32_t self_ns;
-static int self_ns_known;
+/* The lock words this thread holds: a word that names this thread but is
+ * not among them was left by a dead thread whose id the kernel reused. */
+enum { MAX_HELD = 16 };
+static __thread const uint64_t *held[MAX_HELD]
+    __attribute__((tls_model("initial-exec")));
+static __thread int nheld __attribute__((tls_model("initial-exec")));
 
 static void forget_self(void) {
-  self_tid = 0;
-  own_word = 0;
-  __atomic_store_n(&self_ns_known, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&self_page[0], 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&self_page[1], 0, __ATOMIC_RELAXED);
 }
 
 __attribute__((constructor)) static void lock_setup(void) {
+  long page = sysconf(_SC_PAGESIZE);
+  void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  self_page = p == MAP_FAILED ? self_page_fallback : p;
+  if (p != MAP_FAILED)
+    (void)madvise(p, (size_t)page, MADV_WIPEONFORK);
   pthread_atfork(NULL, NULL, forget_self);
 }
 
-static uint32_t my_tid(void) {
-  if (self_tid == 0)
-    self_tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
-  return self_tid;
+/* Makes this thread's cache current: after a fork, the child's only thread
+ * starts over (it holds none of its parent's locks). */
+static inline void self_refresh(void) {
+  uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
+  if (__builtin_expect(gen != 0 && gen == self_gen, 1))
+    return;
+  if (gen == 0) {
+    /* a new process: its pid tells its generation from its parent's */
+    uint64_t mine = (uint64_t)getpid() << 1 | 1;
+    __atomic_compare_exchange_n(&self_page[0], &gen, mine, 0, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
+    gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
+  }
+  self_gen = gen;
+  self_tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
+  own_word = 0;
+  nheld = 0;
 }
 
+/* This process's PID namespace id: 20 bits, never 0 (0 marks no owner). */
 static uint32_t my_ns(void) {
-  if (!__atomic_load_n(&self_ns_known, __ATOMIC_ACQUIRE)) {
+  uint64_t v = __atomic_load_n(&self_page[1], __ATOMIC_RELAXED);
+  if (!(v & NS_KNOWN)) {
+    int saved = errno;
     struct stat st;
-    uint32_t ns = 0;
-    if (stat("/proc/self/ns/pid", &st) == 0)
+    uint32_t ns = 1; /* without /proc every process looks alike */
+    if (stat("/proc/self/ns/pid", &st) == 0 && (st.st_ino & 0xfffff) != 0)
       ns = (uint32_t)st.st_ino & 0xfffff;
-    self_ns = ns;
-    __atomic_store_n(&self_ns_known, 1, __ATOMIC_RELEASE);
+    errno = saved;
+    v = NS_KNOWN | ns;
+    __atomic_store_n(&self_page[1], v, __ATOMIC_RELAXED);
   }
-  return self_ns;
+  return (uint32_t)v;
+}
+
+static int held_here(const uint64_t *w) {
+  for (int i = 0; i < nheld; i++)
+    if (held[i] == w)
+      return 1;
+  return 0;
 }
 
 static uint32_t check_bits(uint32_t key, uint32_t tid, uint32_t ns) {
@@ -110,7 +157,19 @@ static int word_ok(const struct shmheap *h, uint64_t w) {
   uint32_t tid = (uint32_t)w & TID_MASK, high = (uint32_t)(w >> 32);
   if (tid == 0)
     return high == 0;
-  return (high & 0xfff) == check_bits(h->lock_key, tid, high >> 12);
+  return (high >> 12) != 0 &&
+         (high & 0xfff) == check_bits(h->lock_key, tid, high >> 12);
+}
+
+/* A second, 64-bit witness of the owner word, which the owner stores next
+ * to it: the only check left for an owner in another PID namespace, whose
+ * liveness we cannot judge (12 check bits pass one scribble in 4096). */
+static uint64_t witness(const struct shmheap *h, uint64_t w) {
+  uint64_t x = (w & ~(uint64_t)(STARVING | WAITERS)) ^ h->key;
+  x ^= x >> 29;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 32;
+  return x | 1;
 }
 
 static uint64_t *word(const struct shmheap *h) {
@@ -139,7 +198,7 @@ static long nap_ns(const struct timespec *deadline) {
 
 void shh_lock_init(struct shmheap *h) {
   *word(h) = 0;
-  shh_hdr(h)->lock_spare = 0;
+  shh_hdr(h)->lock_check = 0;
 }
 
 void shh_mark_broken(struct shmheap *h) {
@@ -147,13 +206,37 @@ void shh_mark_broken(struct shmheap *h) {
                    __ATOMIC_RELEASE);
 }
 
-/* Whether the owner named by W is known dead: in our namespace, and the
- * kernel has no thread of that id. */
-static int owner_dead(uint64_t w) {
-  uint32_t tid = (uint32_t)w & TID_MASK, ns = (uint32_t)(w >> 44);
+/* Whether the thread TID has exited: the kernel knows no such thread, or
+ * only its zombie (a dead process its parent has not reaped yet; the
+ * parent may be the very process waiting for the lock). */
+static int thread_gone(uint32_t tid) {
+  if (kill((pid_t)tid, 0) != 0)
+    return errno == ESRCH;
+  char path[48], buf[256];
+  snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  const char *state = strrchr(buf, ')'); /* the name may hold anything */
+  return state != NULL && state[1] == ' ' &&
+         (state[2] == 'Z' || state[2] == 'X');
+}
+
+/* Whether the owner named by W is known dead: a thread of our namespace
+ * that has exited, or our own id in a word we do not hold (a dead thread
+ * whose id the kernel gave to us). */
+static int owner_dead(const uint64_t *w, uint64_t v, uint64_t own) {
+  uint32_t tid = (uint32_t)v & TID_MASK, ns = (uint32_t)(v >> 44);
   if (tid == 0 || ns != my_ns())
     return 0;
-  return kill((pid_t)tid, 0) != 0 && errno == ESRCH;
+  if (tid == (uint32_t)own)
+    return !held_here(w);
+  return thread_gone(tid);
 }
 
 /* The object must still hold the whole heap before anyone walks it: a peer
@@ -172,13 +255,52 @@ static void repair(struct shmheap *h) {
     shh_mark_broken(h);
 }
 
+/* Whether a wait on the word V, unchanged since SEEN, has gone on so long
+ * that an owner we cannot judge (another namespace) must prove itself by
+ * its witness. */
+static int foreign_owner_forged(const struct shmheap *h, uint64_t v,
+                                const struct timespec *seen) {
+  return elapsed_ns(seen) >= 1000000000L &&
+         __atomic_load_n(&shh_hdr(h)->lock_check, __ATOMIC_RELAXED) !=
+             witness(h, v);
+}
+
+/* One nap on the futex while the word is V (with WAITERS set). Returns 0
+ * to look again, or an errno. Takes the word over (returning 0 with *TOOK
+ * set) when its owner is dead. */
+static int nap(struct shmheap *h, uint64_t v, uint64_t own,
+               const struct timespec *deadline, const struct timespec *seen,
+               int *took) {
+  uint64_t *w = word(h);
+  long ns = nap_ns(deadline);
+  if (ns == 0)
+    return EAGAIN;
+  struct timespec t = {0, ns};
+  if (futex(w, FUTEX_WAIT, (uint32_t)v, &t) == 0 || errno != ETIMEDOUT)
+    return 0;
+  if (owner_dead(w, v, own)) {
+    if (__atomic_compare_exchange_n(w, &v, own | WAITERS, 0, __ATOMIC_ACQUIRE,
+                                    __ATOMIC_RELAXED)) {
+      *took = 1;
+      repair(h);
+    }
+    return 0;
+  }
+  if (foreign_owner_forged(h, v, seen)) {
+    shh_mark_broken(h);
+    return EUCLEAN;
+  }
+  return 0;
+}
+
 /* The slow path: spin a little, then sleep on the futex in NAP_NS naps,
  * checking after each whether the owner still lives. */
 static int lock_slow(struct shmheap *h, uint64_t own,
                      const struct timespec *deadline) {
-  uint64_t *w = word(h);
-  struct timespec start;
+  uint64_t *w = word(h), last = 0;
+  struct timespec start, seen;
   clock_gettime(CLOCK_MONOTONIC, &start);
+  seen = start;
   int starving = 0;
   for (int spin = 0;; spin++) {
     uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
@@ -187,8 +309,8 @@ static int lock_slow(struct shmheap *h, uint64_t own,
       return EUCLEAN;
     }
     uint32_t low = (uint32_t)v;
-    if ((low & TID_MASK) == (uint32_t)own && (uint32_t)(v >> 32) == own >> 32)
-      return EDEADLK; /* this thread holds it: a walk callback called in */
+    if ((v & ~(uint64_t)(STARVING | WAITERS)) == own && held_here(w))
+      return EDEADLK; /* this thread holds it: a callback called in */
     if ((low & TID_MASK) == 0 && (!(low & STARVING) || starving)) {
       /* free, or reserved for a starving waiter and we are one; we may
        * have slept, so others may sleep too: keep WAITERS */
@@ -209,43 +331,43 @@ static int lock_slow(struct shmheap *h, uint64_t own,
         continue;
       v = flagged;
     }
-    long ns = nap_ns(deadline);
-    if (ns == 0)
-      return EAGAIN;
-    struct timespec t = {0, ns};
-    long rc = futex(w, FUTEX_WAIT, (uint32_t)v, &t);
-    if (rc != 0 && errno == ETIMEDOUT && owner_dead(v)) {
-      uint64_t mine = own | WAITERS;
-      if (__atomic_compare_exchange_n(w, &v, mine, 0, __ATOMIC_ACQUIRE,
-                                      __ATOMIC_RELAXED)) {
-        repair(h);
-        return 0;
-      }
+    if ((v & ~(uint64_t)(STARVING | WAITERS)) != last) {
+      last = v & ~(uint64_t)(STARVING | WAITERS);
+      clock_gettime(CLOCK_MONOTONIC, &seen);
     }
+    int took = 0, err = nap(h, v, own, deadline, &seen, &took);
+    if (err != 0 || took)
+      return err;
     starving = elapsed_ns(&start) >= STARVE_NS;
   }
 }
 
 /* This thread's owner word for H's lock (never 0: a tid is never 0). */
 static inline uint64_t my_word(const struct shmheap *h) {
+  self_refresh();
   if (own_word == 0 || own_key != h->lock_key) {
-    own_word = owner_word(h, my_tid(), my_ns());
+    own_word = owner_word(h, self_tid, my_ns());
     own_key = h->lock_key;
   }
   return own_word;
 }
 
 int shh_lock(struct shmheap *h, const struct timespec *deadline) {
+  int saved = errno; /* a call that succeeds leaves errno alone */
   uint64_t own = my_word(h), expect = 0;
+  uint64_t *w = word(h);
+  if (nheld == MAX_HELD)
+    return EDEADLK; /* callbacks nested deeper than anyone needs */
   int err = 0;
-  if (!__atomic_compare_exchange_n(word(h), &expect, own, 0, __ATOMIC_ACQUIRE,
+  if (!__atomic_compare_exchange_n(w, &expect, own, 0, __ATOMIC_ACQUIRE,
                                    __ATOMIC_RELAXED)) {
-    int saved = errno; /* a call that succeeds leaves errno alone */
     err = lock_slow(h, own, deadline);
     errno = saved;
   }
   if (err != 0)
     return err;
+  held[nheld++] = w;
+  __atomic_store_n(&shh_hdr(h)->lock_check, witness(h, own), __ATOMIC_RELAXED);
   if (__atomic_load_n(&shh_hdr(h)->state, __ATOMIC_RELAXED) !=
       SHH_STATE_READY) {
     shh_unlock(h);
@@ -254,14 +376,27 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return 0;
 }
 
+static void forget_held(const uint64_t *w) {
+  for (int i = nheld - 1; i >= 0; i--) {
+    if (held[i] == w) {
+      held[i] = held[--nheld];
+      return;
+    }
+  }
+}
+
 void shh_unlock(struct shmheap *h) {
   uint64_t *w = word(h);
+  forget_held(w);
   /* the common case: we hold it with no flag set (own_word is our word
    * for the heap we locked last; when it is not, the loop below is right) */
   uint64_t v = own_word;
   if (__atomic_compare_exchange_n(w, &v, 0, 0, __ATOMIC_RELEASE,
                                   __ATOMIC_RELAXED))
     return;
+  if (!word_ok(h, v) || ((uint32_t)v & TID_MASK) != self_tid ||
+      (v >> 44) != my_ns())
+    shh_mark_broken(h); /* scribbled while we held it */
   for (;;) {
     /* a starving waiter gets the word reserved; the rest is released */
     uint64_t next = (uint32_t)v & STARVING ? (uint64_t)(STARVING | WAITERS) : 0;

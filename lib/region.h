@@ -26,7 +26,7 @@ struct shh_header {
   uint64_t len;     /* the heap's size now; the object holds at least this */
   uint64_t root;    /* offset of the free index's root, 0 if none */
   uint64_t lock;    /* the lock word (lock.h) */
-  uint64_t lock_spare;
+  uint64_t lock_check; /* the lock owner's witness (lock.c) */
   uint64_t max_len; /* the most len may grow to; 0: the heap cannot grow */
   uint64_t names;   /* offset of the names directory, 0 if none */
   uint64_t check;   /* shh_header_check() of the fields fixed at create */

@@ -211,13 +211,13 @@ static void test_reentry(void) {
 
 struct checker {
   shmheap_memory_handle mem;
-  volatile int stop;
+  int stop; /* atomic */
   unsigned rounds;
 };
 
 static void *checker_main(void *arg) {
   struct checker *c = arg;
-  while (!c->stop) {
+  while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
     if (shmheap_check(c->mem) != 0)
       return (void *)1;
     c->rounds++;
@@ -253,7 +253,7 @@ static void test_no_starvation(void) {
       worst = secs;
   }
   for (int i = 0; i < 2; i++) {
-    c[i].stop = 1;
+    __atomic_store_n(&c[i].stop, 1, __ATOMIC_RELAXED);
     void *r;
     g_assert_cmpint(pthread_join(t[i], &r), ==, 0);
     g_assert_null(r);
