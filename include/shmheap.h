@@ -30,6 +30,12 @@
  * lock word that another process scribbled over is detected by its check
  * bits: the heap is then marked broken (EUCLEAN), never waited on for ever.
  *
+ * A peer that truncates the shared memory object under connected processes
+ * breaks the contract the kernel gives them: their next access beyond the
+ * new end raises SIGBUS. The library checks the object's size wherever it
+ * walks the heap without being asked to (connect, repair after a crash), so
+ * a truncated heap is refused there (EINVAL, or EUCLEAN once marked broken).
+ *
  * Errors: calls that fail return NULL, SHMHEAP_NULL_HANDLE, 0 or -1 and set
  * errno; the errno values are listed with each call. The library never
  * prints, exits or aborts on bad input from the caller.
