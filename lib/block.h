@@ -1,13 +1,15 @@
 /* block.h: the layout of a block and its boundary tags.
  *
  * A block at offset b (b is SHH_BLOCK_PHASE mod SHH_ALIGN) starts with an
- * SHH_TAG-byte tag; its payload starts at b + SHH_TAG and is SHH_ALIGN-aligned.
- * The tag holds bits  0..2   flags: USED (this block is allocated), PREV_FREE
- * (the block before this one is free, so its footer can be read) bits  3..47
- * the block's size in bytes (tag included), a multiple of 8 bits 48..63  check
- * bits: a keyed hash of the offset and bits 0..47. Sizes are multiples of 16,
- * except the block that ends the heap, whose size is 8 mod 16 (the blocks span
- * [SHH_FIRST, len) and len is a page multiple).
+ * SHH_TAG-byte tag; its payload starts at b + SHH_TAG, SHH_ALIGN-aligned.
+ * The tag holds
+ *   bits  0..2   flags: USED (this block is allocated), PREV_FREE (the block
+ *                before this one is free, so its footer can be read), NAMED
+ *                (allocated and published under a name: free drops names)
+ *   bits  3..47  the block's size in bytes (tag included), a multiple of 8
+ *   bits 48..63  check bits: a keyed hash of the offset and bits 0..47.
+ * Sizes are multiples of 16, except the block that ends the heap, whose size
+ * is 8 mod 16 (the blocks span [SHH_FIRST, len) and len is a page multiple).
  *
  * A free block also holds, right after its tag, its node in the free index
  * (left, right, and the largest size in each subtree, with the AVL balance
@@ -32,6 +34,7 @@
 enum {
   SHH_F_USED = 1,
   SHH_F_PREV_FREE = 2,
+  SHH_F_NAMED = 4, /* allocated and published under a name (names.c) */
   SHH_F_MASK = 7,
   /* index node fields, as offsets within a free block (index.c) */
   /* each link next to its subtree's maximum, so a step down the tree that

@@ -2,6 +2,7 @@
  * public block walk. All of them scan the tags under the lock, O(n) in
  * blocks; they only read. */
 #include "block.h"
+#include "directory.h"
 #include "index.h"
 #include "locked.h"
 
@@ -11,6 +12,7 @@ struct tally {
   int (*fn)(const struct shmheap_block *, void *);
   void *arg;
   int fn_result;
+  uint64_t named; /* blocks flagged NAMED (directory.c checks them) */
 };
 
 /* Scans every tag in address order, checking what the scan itself relies
@@ -29,7 +31,11 @@ static int scan_tags(const struct shmheap *h, struct tally *t) {
         return EUCLEAN; /* a stale flag, or two free blocks side by side */
       if (!used && shh_footer(h, off, size) != tag)
         return EUCLEAN; /* footer and tag disagree */
+      if (!used && (tag & SHH_F_NAMED))
+        return EUCLEAN; /* only a live block can have a name */
     }
+    if (used && (tag & SHH_F_NAMED))
+      t->named++;
     if (used) {
       t->st.used_blocks++;
       t->st.used_bytes += size;
@@ -66,6 +72,15 @@ static int scan_op(struct shmheap *h, void *arg) {
     if (shh_index_check(h, t->st.free_blocks) != 0 ||
         shh_index_largest(h) != largest)
       err = EUCLEAN;
+    /* every name leads to a live NAMED block, every NAMED block has one */
+    if (err == 0 && shh_names_check(h, t->named) != 0)
+      err = EUCLEAN;
+  }
+  if (err == 0) {
+    /* read under the lock: a growable heap's length changes */
+    t->st.size = h->len;
+    t->st.max_size = h->growable ? h->map_len : h->len;
+    t->st.names = shh_names_count(h);
   }
   return err;
 }
@@ -90,8 +105,6 @@ SHH_EXPORT int shmheap_stats(shmheap_memory_handle mem,
   }
   if (shh_locked(mem, scan_op, &t) != 0)
     return -1;
-  t.st.size = mem->len;
-  t.st.max_size = mem->len;
   t.st.format_version = SHMHEAP_FORMAT_VERSION;
   *out = t.st;
   return 0;

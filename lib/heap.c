@@ -36,10 +36,18 @@
  *
  * The crash points (SHH_CRASH_POINT) mark the places between these writes
  * where the crash tests kill a process.
+ *
+ * Two hooks reach out of this file. An alloc that finds no fit on a growable
+ * heap grows it (grow.c) and fits again. A free of a NAMED block, once
+ * verified, first removes the block's names (names.c) and then frees it
+ * afresh, since removing the names frees their entries.
  */
 #include <string.h>
 
 #include "block.h"
+#include "extent.h"
+#include "grow.h"
+#include "heap.h"
 #include "index.h"
 #include "locked.h"
 
@@ -62,6 +70,18 @@ static int handle_ok(const struct shmheap *h, uint64_t off) {
 static int data_off(const struct shmheap *h, const void *ptr, uint64_t *off) {
   *off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
   return handle_ok(h, *off);
+}
+
+/* The same two checks for calls that do not take the lock: a growable
+ * heap's length may change meanwhile (extent.h). */
+static int handle_ok_now(const struct shmheap *h, uint64_t off) {
+  return off >= SHH_FIRST + SHH_TAG && off < shh_len_now(h);
+}
+
+static int data_off_now(const struct shmheap *h, const void *ptr,
+                        uint64_t *off) {
+  *off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
+  return handle_ok_now(h, *off);
 }
 
 /* The neighbour at OFF (< h->len) of a block being changed, into *B: its tag
@@ -144,7 +164,8 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
                           int on) {
   if (b->off == 0)
     return;
-  unsigned flags = (unsigned)(b->tag & SHH_F_USED) | (on ? SHH_F_PREV_FREE : 0);
+  unsigned flags = (unsigned)(b->tag & (SHH_F_USED | SHH_F_NAMED)) |
+                   (on ? SHH_F_PREV_FREE : 0);
   shh_st(h, b->off, shh_tag_make(h, b->off, b->size, flags));
 }
 
@@ -183,7 +204,7 @@ static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   shh_index_remove(h, path);
 }
 
-static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
+static int fit_locked(struct shmheap *h, size_t sz, void **out) {
   if ((uint64_t)sz > h->len)
     return ENOMEM;
   struct shh_path path;
@@ -207,6 +228,20 @@ static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
   }
   *out = h->base + b + SHH_TAG;
   return 0;
+}
+
+/* First fit; on a growable heap that has no fit, grow it and fit again. */
+static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
+  int err = fit_locked(h, sz, out);
+  if (err == ENOMEM && h->growable && (err = shh_grow_for(h, sz)) == 0)
+    err = fit_locked(h, sz, out);
+  return err;
+}
+
+void *shh_alloc_locked(struct shmheap *h, size_t sz, int *err) {
+  void *p = NULL;
+  *err = alloc_locked(h, sz, &p);
+  return *err == 0 ? p : NULL;
 }
 
 static int free_locked(struct shmheap *h, void *ptr) {
@@ -234,6 +269,13 @@ static int free_locked(struct shmheap *h, void *ptr) {
     err = shh_index_select(&path, p.off ? p.off : n.off);
   if (err != 0)
     return err;
+  if (a.tag & SHH_F_NAMED) {
+    /* verified: its names go first (names.c clears the flag), then the
+     * block is freed afresh, as the entries' frees changed the index */
+    if ((err = shh_names_drop(h, a.off + SHH_TAG)) != 0)
+      return err;
+    return free_locked(h, ptr);
+  }
 
   uint64_t start = p.off ? p.off : a.off;
   uint64_t size = (p.off ? p.size : 0) + a.size + (n.off ? n.size : 0);
@@ -337,7 +379,7 @@ static int realloc_locked(struct shmheap *h, void *ptr, size_t sz, void **out) {
   int err = live_block(h, ptr, &a, &next);
   if (err != 0)
     return err;
-  if ((uint64_t)sz > h->len)
+  if ((uint64_t)sz > h->map_len) /* map_len == len unless growable */
     return ENOMEM;
   *out = ptr;
   if (a.size >= shh_fit(sz)) {
@@ -349,6 +391,10 @@ static int realloc_locked(struct shmheap *h, void *ptr, size_t sz, void **out) {
       a.size + next.size >= shh_fit(sz))
     return grow_locked(h, &a, &next, sz);
   return move_locked(h, ptr, &a, sz, out);
+}
+
+int shh_free_locked(struct shmheap *h, void *ptr) {
+  return free_locked(h, ptr);
 }
 
 /* ---- entry points ------------------------------------------------------- */
@@ -411,7 +457,7 @@ SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
   uint64_t off;
   if (ptr == NULL)
     return;
-  if (mem != NULL && !data_off(mem, ptr, &off)) {
+  if (mem != NULL && !data_off_now(mem, ptr, &off)) {
     errno = EINVAL; /* not ours: refused without taking the lock */
     return;
   }
@@ -428,14 +474,14 @@ SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {
 SHH_EXPORT shmheap_object_handle
 shmheap_ptr_to_handle(shmheap_memory_handle mem, void *ptr) {
   uint64_t off;
-  if (mem == NULL || ptr == NULL || !data_off(mem, ptr, &off))
+  if (mem == NULL || ptr == NULL || !data_off_now(mem, ptr, &off))
     return SHMHEAP_NULL_HANDLE;
   return (shmheap_object_handle)off;
 }
 
 SHH_EXPORT void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
                                        shmheap_object_handle hdl) {
-  if (mem == NULL || !handle_ok(mem, hdl))
+  if (mem == NULL || !handle_ok_now(mem, hdl))
     return NULL;
   return mem->base + hdl;
 }

@@ -53,6 +53,33 @@ enum {
   SHH_STATE_BROKEN = 2,
 };
 
+/* The names directory (names.c, directory.h): an allocated block whose
+ * handle the header's names field holds (0: no names). Its fields, as
+ * offsets from its payload, then two tables of SHH_DIR_CAP u64 slots each,
+ * the key table and the handle table. A slot is SHH_SLOT_EMPTY,
+ * SHH_SLOT_TOMB (a removed name: probes go on) or the handle of an entry,
+ * an allocated block with the SHH_ENT_* fields and the key's bytes and NUL
+ * at SHH_ENT_KEY. */
+enum {
+  SHH_DIR_CHECK = 0,        /* u64 keyed hash of the block's handle and cap */
+  SHH_DIR_CAP = 8,          /* u64 slots per table, a power of two */
+  SHH_DIR_COUNT = 16,       /* u64 names */
+  SHH_DIR_USED = 24,        /* u64 key slots not EMPTY */
+  SHH_DIR_HUSED = 32,       /* u64 handle slots not EMPTY */
+  SHH_DIR_PENDING = 40,     /* u64 an entry or directory being (un)linked */
+  SHH_DIR_PENDING_OBJ = 48, /* u64 lookup_or_alloc's object until named */
+  SHH_DIR_SLOTS = 56,       /* the key table, then the handle table */
+  SHH_DIR_MIN_CAP = 16,
+  SHH_ENT_CHECK = 0, /* u64 keyed hash of the handle and every field */
+  SHH_ENT_HDL = 8,   /* u64 the named object's handle */
+  SHH_ENT_HASH = 16, /* u64 the key's hash */
+  SHH_ENT_LEN = 24,  /* u64 the key's length, 1..SHH_KEY_MAX */
+  SHH_ENT_KEY = 32,  /* the key, then its NUL */
+  SHH_KEY_MAX = 255,
+  SHH_SLOT_EMPTY = 0,
+  SHH_SLOT_TOMB = 1,
+};
+
 /* Block and heap sizes are kept in 48 bits. */
 #define SHH_MAX_LEN ((unsigned long long)1 << 48)
 

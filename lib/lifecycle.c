@@ -149,6 +149,7 @@ static int build(struct shmheap *h, int fd, mode_t mode, uint64_t len,
   if (err != 0)
     return err;
   h->len = len;
+  h->growable = max_len != 0;
   uint32_t key = random_u32();
   h->key = shh_expand_key(key);
   h->lock_key = key;
@@ -326,11 +327,17 @@ static int try_map(struct shmheap *h, int fd, uint64_t real_len, long page) {
   if (err == -1 && state == SHH_STATE_INIT && hd.magic != 0 &&
       hd.magic != SHH_MAGIC)
     err = EINVAL;
+  /* a growable heap that grew since the caller's fstat: look again */
+  struct stat now;
+  if (err == EINVAL && hd.max_len != 0 && hd.len > real_len &&
+      fstat(fd, &now) == 0 && (uint64_t)now.st_size > real_len)
+    err = -1;
   if (err != 0)
     return err;
   if ((err = map_object(h, fd, hd.max_len ? hd.max_len : hd.len)) != 0)
     return err;
   h->len = hd.len;
+  h->growable = hd.max_len != 0;
   h->key = shh_expand_key(hd.key);
   h->lock_key = hd.key;
   return 0;

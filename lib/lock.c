@@ -39,6 +39,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "extent.h"
 #include "lock.h"
 #include "recover.h"
 
@@ -251,7 +252,9 @@ static void repair(struct shmheap *h) {
   struct shh_header *hd = shh_hdr(h);
   if (__atomic_load_n(&hd->state, __ATOMIC_ACQUIRE) != SHH_STATE_READY)
     return;
-  if (!object_whole(h) || shh_recover(h) != 0)
+  /* a dead grower may have committed a new length: walk to it */
+  if ((h->growable && shh_len_refresh(h) != 0) || !object_whole(h) ||
+      shh_recover(h) != 0)
     shh_mark_broken(h);
 }
 
@@ -369,7 +372,8 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   held[nheld++] = w;
   __atomic_store_n(&shh_hdr(h)->lock_check, witness(h, own), __ATOMIC_RELAXED);
   if (__atomic_load_n(&shh_hdr(h)->state, __ATOMIC_RELAXED) !=
-      SHH_STATE_READY) {
+          SHH_STATE_READY ||
+      (h->growable && shh_len_refresh(h) != 0)) {
     shh_unlock(h);
     return EUCLEAN;
   }

@@ -12,6 +12,11 @@
  * walk that holds is repaired, so a scribbled tag is never re-signed and a
  * heap recovery refuses is left exactly as it was found.
  *
+ * A growth that died between committing the new length and giving the old
+ * last block its 8 bytes is the one tag the walk accepts although its size
+ * falls short (extent.h, shh_grow_mend); the repair then completes it.
+ * The names directory is repaired last (directory.c).
+ *
  * Recovery's own writes are safe to repeat: if the repairer dies, the lock
  * stays marked for recovery and the next locker starts over.
  */
@@ -20,15 +25,23 @@
 #include <errno.h>
 
 #include "block.h"
+#include "extent.h"
 #include "index.h"
+
+/* The tag at OFF as the walk should see it: as stored, or mended when a
+ * growth died half-way; 0 when it does not verify. */
+static uint64_t walk_tag(const struct shmheap *h, uint64_t off) {
+  uint64_t tag = shh_ld(h, off);
+  return shh_tag_valid(h, off, tag) ? tag : shh_grow_mend(h, off, tag);
+}
 
 /* Whether the tag walk from SHH_FIRST reaches the heap's end through tags
  * that all verify. */
 static int tags_hold(const struct shmheap *h) {
   uint64_t off = SHH_FIRST;
   while (off < h->len) {
-    uint64_t tag = shh_ld(h, off);
-    if (!shh_tag_valid(h, off, tag))
+    uint64_t tag = walk_tag(h, off);
+    if (tag == 0)
       return 0;
     off += shh_tag_size(tag);
   }
@@ -41,8 +54,10 @@ int shh_recover(struct shmheap *h) {
   uint64_t off = SHH_FIRST, free_count = 0;
   uint64_t prev = 0, prev_size = 0; /* the free block just before off */
   while (off < h->len) {
-    uint64_t tag = shh_ld(h, off);
+    uint64_t tag = walk_tag(h, off);
     uint64_t size = shh_tag_size(tag);
+    if (tag != shh_ld(h, off))
+      shh_st(h, off, tag); /* the mend of a half-done growth */
     if (!shh_tag_used(tag) && prev != 0) {
       /* two free blocks in a row: the dead process freed one and had not
        * merged it yet. One store folds the second into the first. */
@@ -52,7 +67,9 @@ int shh_recover(struct shmheap *h) {
     } else {
       if (prev != 0)
         shh_put_footer(h, prev, prev_size, shh_ld(h, prev));
-      unsigned flags = (tag & SHH_F_USED) | (prev != 0 ? SHH_F_PREV_FREE : 0);
+      unsigned flags =
+          (shh_tag_used(tag) ? tag & (SHH_F_USED | SHH_F_NAMED) : 0) |
+          (prev != 0 ? SHH_F_PREV_FREE : 0);
       uint64_t want = shh_tag_make(h, off, size, flags);
       if (want != tag)
         shh_st(h, off, want);
@@ -69,5 +86,8 @@ int shh_recover(struct shmheap *h) {
   if (prev != 0)
     shh_put_footer(h, prev, prev_size, shh_ld(h, prev));
   shh_index_rebuild(h, free_count);
+  /* a damaged directory is left as found, for shmheap_check and the names
+   * calls to report: the blocks themselves are whole */
+  (void)shh_names_recover(h);
   return 0;
 }

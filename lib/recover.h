@@ -10,4 +10,10 @@
  * the lock held. */
 int shh_recover(struct shmheap *h);
 
+/* The names directory's part of recovery (directory.c, which builds on
+ * this header), run once the tags and the index are whole again: finishes
+ * or undoes what a dead writer left half-done in the directory. 0, or -1
+ * when the directory cannot be read (then it is left as it was). */
+int shh_names_recover(struct shmheap *h);
+
 #endif

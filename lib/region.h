@@ -73,11 +73,15 @@ static inline uint32_t shh_abi(void) {
 }
 
 /* A process's connection. Read-only after connect, so the threads of a
- * process can share it (the crash-point counter is test-only). */
+ * process can share it (the crash-point counter is test-only), except len
+ * of a growable heap, which is written and read only under the lock
+ * (grow.h: shh_len_now is the lock-free reading). */
 struct shmheap {
   unsigned char *base; /* this process's mapping */
-  uint64_t len;        /* validated at connect; never re-read from the region */
+  uint64_t len;        /* validated at connect; a growable heap's follows the
+                          header's under the lock (grow.c) */
   uint64_t map_len;    /* bytes mapped at base (max_len for a growable heap) */
+  int growable;        /* made with a max_len: len may change */
   uint64_t key;        /* expanded tag key */
   uint32_t lock_key;   /* the header's key, for the lock word's check bits */
   int fd;              /* the object, kept open to check and grow its size */
