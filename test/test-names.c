@@ -1,0 +1,672 @@
+/* test-names: names for objects, kept in the heap. Publish, lookup,
+ * unpublish and their errors; names seen across processes; 8 processes
+ * racing lookup_or_alloc on one key; thousands of names; free and a moving
+ * realloc dropping names; a scribbled directory refused with EUCLEAN; and
+ * writers killed at random moments and at every ordered write, after which
+ * every name must lead to a live block and the heap must check.
+ */
+#include <time.h>
+
+#include "layout.h"
+#include "testutil.h"
+
+enum { KIB = 1024 };
+
+static uint64_t names_count(shmheap_memory_handle mem) {
+  struct shmheap_stats st;
+  g_assert_cmpint(shmheap_stats(mem, &st), ==, 0);
+  return st.names;
+}
+
+/* Every name leads to a live block (usable_size > 0); returns the count. */
+static int count_live(const char *key, shmheap_object_handle hdl, void *arg) {
+  void **a = arg;
+  shmheap_memory_handle mem = a[0];
+  uint64_t *n = a[1];
+  (void)key;
+  /* names() holds the lock: check the handle only by its range here; the
+   * caller checks each block after the walk */
+  if (shmheap_handle_to_ptr(mem, hdl) == NULL)
+    return 1;
+  if (*n < 4096)
+    ((uint64_t *)a[2])[*n] = hdl;
+  ++*n;
+  return 0;
+}
+
+/* Every name resolves to a live block and lookup agrees; returns the count
+ * of names. */
+static uint64_t verify_names(shmheap_memory_handle mem) {
+  static uint64_t hdls[4096];
+  uint64_t n = 0;
+  void *a[3] = {mem, &n, hdls};
+  g_assert_cmpint(shmheap_names(mem, count_live, a), ==, 0);
+  for (uint64_t i = 0; i < n && i < 4096; i++) {
+    errno = 0;
+    g_assert_cmpuint(
+        shmheap_usable_size(mem, shmheap_handle_to_ptr(mem, hdls[i])), >, 0);
+  }
+  g_assert_cmpuint(names_count(mem), ==, n);
+  return n;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_basic(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 256 * KIB);
+  shmheap_memory_handle mem = hp.mem;
+  /* an empty heap has no directory: lookups make none */
+  errno = 0;
+  g_assert_cmpuint(shmheap_lookup(mem, "a"), ==, SHMHEAP_NULL_HANDLE);
+  g_assert_cmpint(errno, ==, ENOENT);
+  g_assert_cmpint(shmheap_unpublish(mem, "a"), ==, -1);
+  g_assert_cmpint(errno, ==, ENOENT);
+  g_assert_cmpuint(verify_names(mem), ==, 0);
+  void *all = shmheap_alloc(mem, hp.len - SHMHEAP_OVERHEAD);
+  g_assert_nonnull(all);
+  shmheap_free(mem, all);
+
+  char *p = shmheap_alloc(mem, 100);
+  char *q = shmheap_alloc(mem, 200);
+  g_assert_nonnull(p);
+  g_assert_nonnull(q);
+  uint64_t ph = shmheap_ptr_to_handle(mem, p),
+           qh = shmheap_ptr_to_handle(mem, q);
+  g_assert_cmpint(shmheap_publish(mem, "p", ph), ==, 0);
+  g_assert_cmpint(shmheap_publish(mem, "p-too", ph), ==, 0);
+  g_assert_cmpint(shmheap_publish(mem, "q", qh), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(mem, "p"), ==, ph);
+  g_assert_cmpuint(shmheap_lookup(mem, "p-too"), ==, ph);
+  g_assert_cmpuint(shmheap_lookup(mem, "q"), ==, qh);
+  g_assert_cmpuint(verify_names(mem), ==, 3);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+
+  /* errors, each changing nothing */
+  char long_key[300];
+  memset(long_key, 'k', sizeof long_key - 1);
+  long_key[sizeof long_key - 1] = '\0';
+  char max_key[256];
+  memset(max_key, 'm', 255);
+  max_key[255] = '\0';
+  struct {
+    shmheap_memory_handle m;
+    const char *key;
+    uint64_t hdl;
+    int err;
+  } bad[] = {
+      {mem, "p", qh, EEXIST},       {NULL, "x", ph, EINVAL},
+      {mem, NULL, ph, EINVAL},      {mem, "", ph, EINVAL},
+      {mem, long_key, ph, EINVAL},  {mem, "x", 0, EINVAL},
+      {mem, "x", ph + 16, EINVAL},  {mem, "x", ph - 8, EINVAL},
+      {mem, "x", 1u << 30, EINVAL}, {mem, "x", hp.len, EINVAL},
+  };
+  for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+    errno = 0;
+    g_assert_cmpint(shmheap_publish(bad[i].m, bad[i].key, bad[i].hdl), ==, -1);
+    g_assert_cmpint(errno, ==, bad[i].err);
+  }
+  g_assert_cmpuint(verify_names(mem), ==, 3);
+  errno = 0;
+  g_assert_cmpuint(shmheap_lookup(mem, long_key), ==, 0);
+  g_assert_cmpint(errno, ==, EINVAL);
+  g_assert_cmpuint(shmheap_lookup(NULL, "p"), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(mem, ""), ==, 0);
+  g_assert_cmpint(shmheap_unpublish(mem, NULL), ==, -1);
+  g_assert_cmpint(errno, ==, EINVAL);
+  g_assert_null(shmheap_lookup_or_alloc(mem, "", 10, NULL));
+  g_assert_cmpint(errno, ==, EINVAL);
+  g_assert_cmpint(shmheap_names(mem, NULL, NULL), ==, -1);
+  g_assert_cmpint(errno, ==, EINVAL);
+  g_assert_cmpint(shmheap_names(NULL, count_live, NULL), ==, -1);
+  g_assert_cmpint(errno, ==, EINVAL);
+  /* a 255-byte key is fine */
+  g_assert_cmpint(shmheap_publish(mem, max_key, qh), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(mem, max_key), ==, qh);
+  /* a freed block cannot be named */
+  char *r = shmheap_alloc(mem, 10);
+  uint64_t rh = shmheap_ptr_to_handle(mem, r);
+  shmheap_free(mem, r);
+  errno = 0;
+  g_assert_cmpint(shmheap_publish(mem, "r", rh), ==, -1);
+  g_assert_cmpint(errno, ==, EINVAL);
+
+  /* unpublish keeps the object */
+  g_assert_cmpint(shmheap_unpublish(mem, "p"), ==, 0);
+  errno = 0;
+  g_assert_cmpuint(shmheap_lookup(mem, "p"), ==, 0);
+  g_assert_cmpint(errno, ==, ENOENT);
+  g_assert_cmpuint(shmheap_lookup(mem, "p-too"), ==, ph);
+  g_assert_cmpint(shmheap_unpublish(mem, "p-too"), ==, 0);
+  g_assert_cmpuint(shmheap_usable_size(mem, p), >=, 100);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  g_assert_cmpuint(verify_names(mem), ==, 2);
+  /* the key can be used again, for another object */
+  g_assert_cmpint(shmheap_publish(mem, "p", qh), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(mem, "p"), ==, qh);
+
+  /* lookup_or_alloc: existing, then new and zeroed */
+  int created = -1;
+  g_assert_true(shmheap_lookup_or_alloc(mem, "q", 5, &created) == q);
+  g_assert_cmpint(created, ==, 0);
+  unsigned char *z = shmheap_lookup_or_alloc(mem, "z", 1000, &created);
+  g_assert_nonnull(z);
+  g_assert_cmpint(created, ==, 1);
+  for (unsigned i = 0; i < 1000; i++)
+    g_assert_cmpint(z[i], ==, 0);
+  g_assert_true(shmheap_lookup_or_alloc(mem, "z", 1000, NULL) == z);
+  errno = 0;
+  g_assert_null(shmheap_lookup_or_alloc(mem, "huge", hp.len, &created));
+  g_assert_cmpint(errno, ==, ENOMEM);
+  g_assert_cmpuint(shmheap_lookup(mem, "huge"), ==, 0);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  shmheap_free(mem, z);
+  shmheap_free(mem, q);
+  shmheap_free(mem, p);
+  g_assert_cmpuint(verify_names(mem), ==, 0);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  /* no names left: the directory went too, the heap is whole again */
+  all = shmheap_alloc(mem, hp.len - SHMHEAP_OVERHEAD);
+  g_assert_nonnull(all);
+  shmheap_free(mem, all);
+  heap_close(&hp);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* free drops every name of the object; realloc that moves it too, and one
+ * that stays keeps them. */
+static void test_free_drops(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 256 * KIB);
+  shmheap_memory_handle mem = hp.mem;
+  char *a = shmheap_alloc(mem, 64);
+  char *b = shmheap_alloc(mem, 64);
+  char *c = shmheap_alloc(mem, 64);
+  uint64_t ah = shmheap_ptr_to_handle(mem, a),
+           bh = shmheap_ptr_to_handle(mem, b);
+  for (int i = 0; i < 5; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "a%d", i);
+    g_assert_cmpint(shmheap_publish(mem, k, ah), ==, 0);
+  }
+  g_assert_cmpint(shmheap_publish(mem, "b", bh), ==, 0);
+  g_assert_cmpuint(verify_names(mem), ==, 6);
+  shmheap_free(mem, a);
+  for (int i = 0; i < 5; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "a%d", i);
+    errno = 0;
+    g_assert_cmpuint(shmheap_lookup(mem, k), ==, 0);
+    g_assert_cmpint(errno, ==, ENOENT);
+  }
+  g_assert_cmpuint(shmheap_lookup(mem, "b"), ==, bh);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  /* realloc in place (shrink) keeps the name */
+  g_assert_true(shmheap_realloc(mem, b, 16) == b);
+  g_assert_cmpuint(shmheap_lookup(mem, "b"), ==, bh);
+  /* c blocks b from growing in place: this realloc moves b */
+  char *b2 = shmheap_realloc(mem, b, 10000);
+  g_assert_nonnull(b2);
+  g_assert_true(b2 != b);
+  errno = 0;
+  g_assert_cmpuint(shmheap_lookup(mem, "b"), ==, 0);
+  g_assert_cmpint(errno, ==, ENOENT);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  /* double free of a once-named block stays refused */
+  errno = 0;
+  shmheap_free(mem, a);
+  g_assert_cmpint(errno, ==, EINVAL);
+  shmheap_free(mem, b2);
+  shmheap_free(mem, c);
+  g_assert_cmpuint(verify_names(mem), ==, 0);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  heap_close(&hp);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Thousands of names on a growable heap; half unpublished, some objects
+ * freed; every lookup right after. */
+static void test_many(void) {
+  char name[96];
+  th_shm_name(name, sizeof name, "names");
+  shmheap_memory_handle mem =
+      shmheap_create_growable(name, 64 * KIB, 64u << 20, 0600);
+  g_assert_nonnull(mem);
+  enum { N = 5000 };
+  uint64_t *hdl = g_new0(uint64_t, N);
+  char key[64];
+  for (unsigned i = 0; i < N; i++) {
+    uint64_t *p = shmheap_alloc(mem, 8 + i % 100);
+    g_assert_nonnull(p);
+    *p = i;
+    hdl[i] = shmheap_ptr_to_handle(mem, p);
+    snprintf(key, sizeof key, "object/%u/%s", i, i % 7 ? "x" : "a-longer-key");
+    g_assert_cmpint(shmheap_publish(mem, key, hdl[i]), ==, 0);
+  }
+  g_assert_cmpuint(names_count(mem), ==, N);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  for (unsigned i = 0; i < N; i += 2) {
+    snprintf(key, sizeof key, "object/%u/%s", i, i % 7 ? "x" : "a-longer-key");
+    if (i % 4 == 0) {
+      g_assert_cmpint(shmheap_unpublish(mem, key), ==, 0);
+    } else {
+      shmheap_free(mem, shmheap_handle_to_ptr(mem, hdl[i]));
+      hdl[i] = 0;
+    }
+  }
+  for (unsigned i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "object/%u/%s", i, i % 7 ? "x" : "a-longer-key");
+    uint64_t h = shmheap_lookup(mem, key);
+    if (i % 2 == 0) {
+      g_assert_cmpuint(h, ==, 0);
+      g_assert_cmpint(errno, ==, ENOENT);
+    } else {
+      g_assert_cmpuint(h, ==, hdl[i]);
+      g_assert_cmpuint(*(uint64_t *)shmheap_handle_to_ptr(mem, h), ==, i);
+    }
+  }
+  g_assert_cmpuint(verify_names(mem), ==, N / 2);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  /* re-publish the unpublished half (tombstones reused) */
+  for (unsigned i = 0; i < N; i += 4) {
+    snprintf(key, sizeof key, "object/%u/%s", i, i % 7 ? "x" : "a-longer-key");
+    g_assert_cmpint(shmheap_publish(mem, key, hdl[i]), ==, 0);
+  }
+  g_assert_cmpuint(names_count(mem), ==, N / 2 + N / 4);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  for (unsigned i = 0; i < N; i++)
+    if (hdl[i] != 0)
+      shmheap_free(mem, shmheap_handle_to_ptr(mem, hdl[i]));
+  g_assert_cmpuint(names_count(mem), ==, 0);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  g_free(hdl);
+  shmheap_destroy(NULL, mem);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Names across processes: a child publishes, the parent finds; the parent
+ * unpublishes, the child sees it gone. */
+struct cross_arg {
+  const char *name;
+  int step;
+};
+
+static int cross_child(void *arg) {
+  struct cross_arg *a = arg;
+  shmheap_memory_handle mem = shmheap_connect(a->name);
+  TH_CHILD_CHECK(mem != NULL);
+  if (a->step == 0) {
+    char *p = shmheap_alloc(mem, 64);
+    TH_CHILD_CHECK(p != NULL);
+    snprintf(p, 64, "from %d", (int)getpid());
+    TH_CHILD_CHECK(
+        shmheap_publish(mem, "greeting", shmheap_ptr_to_handle(mem, p)) == 0);
+  } else {
+    errno = 0;
+    TH_CHILD_CHECK(shmheap_lookup(mem, "greeting") == 0 && errno == ENOENT);
+    uint64_t h = shmheap_lookup(mem, "reply");
+    TH_CHILD_CHECK(h != 0);
+    TH_CHILD_CHECK(strcmp(shmheap_handle_to_ptr(mem, h), "reply") == 0);
+  }
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+static void test_procs(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 256 * KIB);
+  struct cross_arg a = {hp.name, 0};
+  th_assert_child_ok(th_fork_run(cross_child, &a, 0));
+  uint64_t h = shmheap_lookup(hp.mem, "greeting");
+  g_assert_cmpuint(h, !=, 0);
+  g_assert_true(g_str_has_prefix(shmheap_handle_to_ptr(hp.mem, h), "from "));
+  g_assert_cmpint(shmheap_unpublish(hp.mem, "greeting"), ==, 0);
+  char *r = shmheap_alloc(hp.mem, 16);
+  strcpy(r, "reply");
+  g_assert_cmpint(
+      shmheap_publish(hp.mem, "reply", shmheap_ptr_to_handle(hp.mem, r)), ==,
+      0);
+  a.step = 1;
+  th_assert_child_ok(th_fork_run(cross_child, &a, 0));
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  heap_close(&hp);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* 8 processes race lookup_or_alloc on one key: one object, one creator,
+ * zeroed. Each reports its handle and whether it created it on a pipe. */
+enum { RACERS = 8, ROUNDS = 20 };
+
+struct race_arg {
+  const char *name;
+  int fd;
+  int go;
+};
+
+static int race_child(void *arg) {
+  struct race_arg *a = arg;
+  shmheap_memory_handle mem = shmheap_connect(a->name);
+  TH_CHILD_CHECK(mem != NULL);
+  char buf;
+  TH_CHILD_CHECK(read(a->go, &buf, 1) == 1); /* everyone starts together */
+  for (unsigned r = 0; r < ROUNDS; r++) {
+    char key[32];
+    snprintf(key, sizeof key, "shared-%u", r);
+    int created = -1;
+    unsigned char *p = shmheap_lookup_or_alloc(mem, key, 512, &created);
+    TH_CHILD_CHECK(p != NULL && (created == 0 || created == 1));
+    if (created)
+      for (unsigned i = 0; i < 512; i++)
+        TH_CHILD_CHECK(p[i] == 0);
+    /* every racer counts itself in the object */
+    __atomic_fetch_add((uint64_t *)(void *)p, 1, __ATOMIC_RELAXED);
+    uint64_t msg[2] = {shmheap_ptr_to_handle(mem, p), (uint64_t)created};
+    TH_CHILD_CHECK(th_write_all(a->fd, msg, sizeof msg) == 0);
+  }
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+static void test_race(void) {
+  th_watchdog_arm(60, "/names/race");
+  struct heap hp;
+  th_heap_open(&hp, "names", 1024 * KIB);
+  int res[2], go[2];
+  g_assert_cmpint(pipe(res), ==, 0);
+  g_assert_cmpint(pipe(go), ==, 0);
+  struct race_arg a = {hp.name, res[1], go[0]};
+  pid_t pid[RACERS];
+  for (unsigned i = 0; i < RACERS; i++)
+    pid[i] = th_fork_start(race_child, &a, 0);
+  close(res[1]);
+  close(go[0]);
+  char start[RACERS];
+  memset(start, 'g', sizeof start);
+  g_assert_cmpint(th_write_all(go[1], start, sizeof start), ==, 0);
+  uint64_t hdl[ROUNDS] = {0}, creators[ROUNDS] = {0};
+  for (unsigned i = 0; i < RACERS * ROUNDS; i++) {
+    uint64_t msg[2];
+    g_assert_cmpint(th_read_all(res[0], msg, sizeof msg), ==, 0);
+    /* rounds arrive out of order across racers: match by handle */
+    unsigned r = 0;
+    for (; r < ROUNDS && hdl[r] != 0 && hdl[r] != msg[0]; r++)
+      ;
+    g_assert_cmpuint(r, <, ROUNDS);
+    hdl[r] = msg[0];
+    creators[r] += msg[1];
+  }
+  for (unsigned i = 0; i < RACERS; i++)
+    th_assert_child_ok(th_wait(pid[i]));
+  for (unsigned r = 0; r < ROUNDS; r++) {
+    g_assert_cmpuint(creators[r], ==, 1);
+    char key[32];
+    snprintf(key, sizeof key, "shared-%u", r);
+    g_assert_cmpuint(shmheap_lookup(hp.mem, key), ==, hdl[r]);
+    g_assert_cmpuint(*(uint64_t *)shmheap_handle_to_ptr(hp.mem, hdl[r]), ==,
+                     RACERS);
+  }
+  g_assert_cmpuint(verify_names(hp.mem), ==, ROUNDS);
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  close(res[0]);
+  close(go[1]);
+  th_watchdog_disarm();
+  heap_close(&hp);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* A scribbled directory is refused with EUCLEAN, and mended, works again. */
+static void test_scribbled(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 256 * KIB);
+  shmheap_memory_handle mem = hp.mem;
+  char *p = shmheap_alloc(mem, 64);
+  uint64_t ph = shmheap_ptr_to_handle(mem, p);
+  g_assert_cmpint(shmheap_publish(mem, "key", ph), ==, 0);
+  uint64_t *names = (uint64_t *)(void *)(hp.base + SHH_HDR_NAMES);
+  uint64_t d = *names;
+  g_assert_cmpuint(d, !=, 0);
+  uint64_t junk[] = {8, 24, 1u << 30, hp.len - 16, ph, d + 16, UINT64_MAX};
+  for (size_t i = 0; i < G_N_ELEMENTS(junk); i++) {
+    *names = junk[i];
+    errno = 0;
+    g_assert_cmpuint(shmheap_lookup(mem, "key"), ==, 0);
+    g_assert_cmpint(errno, ==, EUCLEAN);
+    g_assert_cmpint(shmheap_publish(mem, "k2", ph), ==, -1);
+    g_assert_cmpint(errno, ==, EUCLEAN);
+    g_assert_cmpint(shmheap_check(mem), ==, -1);
+  }
+  *names = d;
+  /* the directory's fields: capacity, then one entry's fields */
+  uint64_t *dir = (uint64_t *)(void *)(hp.base + d);
+  enum { CAP = SHH_DIR_CAP / 8, COUNT = SHH_DIR_COUNT / 8 };
+  enum { SLOTS = SHH_DIR_SLOTS / 8 };
+  uint64_t cap = dir[CAP];
+  dir[CAP] = cap * 1024;
+  g_assert_cmpuint(shmheap_lookup(mem, "key"), ==, 0);
+  g_assert_cmpint(errno, ==, EUCLEAN);
+  dir[CAP] = cap;
+  uint64_t e = 0;
+  for (uint64_t i = 0; i < cap && e == 0; i++)
+    if (dir[SLOTS + i] > SHH_SLOT_TOMB)
+      e = dir[SLOTS + i];
+  g_assert_cmpuint(e, !=, 0);
+  uint64_t *ent = (uint64_t *)(void *)(hp.base + e);
+  /* check word, handle, hash, length: each one verified */
+  for (unsigned f = 0; f < SHH_ENT_KEY / 8; f++) {
+    uint64_t keep = ent[f];
+    uint64_t bad[] = {keep ^ 1, keep + 4096, 0, 1u << 20};
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+      ent[f] = bad[i];
+      errno = 0;
+      g_assert_cmpuint(shmheap_lookup(mem, "key"), ==, 0);
+      g_assert_cmpint(errno, ==, EUCLEAN);
+      g_assert_cmpint(shmheap_unpublish(mem, "key"), ==, -1);
+      g_assert_cmpint(errno, ==, EUCLEAN);
+    }
+    ent[f] = keep;
+  }
+  g_assert_cmpuint(shmheap_lookup(mem, "key"), ==, ph);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  /* the name erased from both tables, the counts made to agree: the object
+   * is still flagged NAMED without a name, which check must find */
+  uint64_t ki = cap, hi = cap;
+  for (uint64_t i = 0; i < cap; i++) {
+    if (dir[SLOTS + i] == e)
+      ki = i;
+    if (dir[SLOTS + cap + i] == e)
+      hi = i;
+  }
+  g_assert_cmpuint(ki, <, cap);
+  g_assert_cmpuint(hi, <, cap);
+  dir[SLOTS + ki] = SHH_SLOT_TOMB;
+  dir[SLOTS + cap + hi] = SHH_SLOT_TOMB;
+  dir[COUNT]--;
+  errno = 0;
+  g_assert_cmpint(shmheap_check(mem), ==, -1);
+  g_assert_cmpint(errno, ==, EUCLEAN);
+  dir[SLOTS + ki] = e;
+  dir[SLOTS + cap + hi] = e;
+  dir[COUNT]++;
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+  heap_close(&hp);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* Kills: a child publishes, unpublishes, looks up or allocates, frees named
+ * objects and grows the heap; it dies at a random moment, or (crash-point
+ * builds) at each ordered write in turn. After each death every name must
+ * lead to a live block, the parent's names must all be there, and the heap
+ * must check and work. */
+struct kill_arg {
+  const char *name;
+  long crash_at;
+  unsigned rounds;
+};
+
+static int names_script(void *arg) {
+  struct kill_arg *a = arg;
+  if (a->crash_at > 0) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%ld", a->crash_at);
+    setenv("SHMHEAP_CRASH_AT", buf, 1);
+  }
+  shmheap_memory_handle mem = shmheap_connect(a->name);
+  TH_CHILD_CHECK(mem != NULL);
+  void *obj[16] = {0};
+  char key[32];
+  for (unsigned r = 0; r < a->rounds; r++) {
+    unsigned i = r % 16;
+    snprintf(key, sizeof key, "child-%u", i);
+    if (obj[i] == NULL) {
+      int created;
+      obj[i] = shmheap_lookup_or_alloc(mem, key, 200 + r * 40, &created);
+      TH_CHILD_CHECK(obj[i] != NULL && created == 1);
+      snprintf(key, sizeof key, "alias-%u", i);
+      TH_CHILD_CHECK(
+          shmheap_publish(mem, key, shmheap_ptr_to_handle(mem, obj[i])) == 0);
+    } else if (r % 3 == 0) {
+      TH_CHILD_CHECK(shmheap_unpublish(mem, key) == 0);
+      snprintf(key, sizeof key, "alias-%u", i);
+      TH_CHILD_CHECK(shmheap_lookup(mem, key) ==
+                     shmheap_ptr_to_handle(mem, obj[i]));
+      shmheap_free(mem, obj[i]); /* drops alias-i */
+      obj[i] = NULL;
+    } else {
+      /* a realloc that moves drops both names; one in place keeps them */
+      void *old = obj[i];
+      uint64_t oh = shmheap_ptr_to_handle(mem, old);
+      void *n = shmheap_realloc(mem, old, 64 * KIB);
+      TH_CHILD_CHECK(n != NULL);
+      errno = 0;
+      uint64_t now = shmheap_lookup(mem, key);
+      TH_CHILD_CHECK(n != old ? now == 0 && errno == ENOENT : now == oh);
+      shmheap_free(mem, n);
+      obj[i] = NULL;
+      errno = 0;
+      TH_CHILD_CHECK(shmheap_lookup(mem, key) == 0 && errno == ENOENT);
+      snprintf(key, sizeof key, "alias-%u", i);
+      TH_CHILD_CHECK(shmheap_unpublish(mem, key) == -1 && errno == ENOENT);
+    }
+  }
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+static void parent_names(shmheap_memory_handle mem, uint64_t *h, unsigned n) {
+  for (unsigned i = 0; i < n; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "parent-%u", i);
+    void *p = shmheap_alloc(mem, 48 + i);
+    g_assert_nonnull(p);
+    memset(p, (int)i, 48 + i);
+    h[i] = shmheap_ptr_to_handle(mem, p);
+    g_assert_cmpint(shmheap_publish(mem, key, h[i]), ==, 0);
+  }
+}
+
+static void verify_after(shmheap_memory_handle mem, const uint64_t *h,
+                         unsigned n, const char *what, long at) {
+  if (shmheap_check(mem) != 0)
+    g_error("%s %ld: check failed after the kill (errno %d)", what, at, errno);
+  uint64_t names = verify_names(mem);
+  g_assert_cmpuint(names, >=, n);
+  for (unsigned i = 0; i < n; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "parent-%u", i);
+    g_assert_cmpuint(shmheap_lookup(mem, key), ==, h[i]);
+    unsigned char *p = shmheap_handle_to_ptr(mem, h[i]);
+    for (unsigned k = 0; k < 48 + i; k++)
+      g_assert_cmpint(p[k], ==, (unsigned char)i);
+  }
+  /* and the heap still works: a name published and dropped by free */
+  void *x = shmheap_lookup_or_alloc(mem, "after", 100, NULL);
+  g_assert_nonnull(x);
+  shmheap_free(mem, x);
+  g_assert_cmpuint(shmheap_lookup(mem, "after"), ==, 0);
+  g_assert_cmpint(shmheap_check(mem), ==, 0);
+}
+
+static void test_kill_random(void) {
+  th_watchdog_arm(120, "/names/kill-random");
+  uint64_t rng = (uint64_t)time(NULL) ^ 0x1234;
+  unsigned kills = 0;
+  for (unsigned run = 0; run < 40; run++) {
+    char name[96];
+    th_shm_name(name, sizeof name, "names");
+    shmheap_memory_handle mem =
+        shmheap_create_growable(name, 64 * KIB, 64u << 20, 0600);
+    g_assert_nonnull(mem);
+    uint64_t h[6];
+    parent_names(mem, h, 6);
+    struct kill_arg a = {name, 0, 400};
+    pid_t pid = th_fork_start(names_script, &a, 0);
+    struct timespec nap = {0, (long)th_rand_below(&rng, 3000000)};
+    nanosleep(&nap, NULL);
+    kill(pid, SIGKILL);
+    int status = th_wait(pid);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      kills++;
+    else
+      th_assert_child_ok(status);
+    verify_after(mem, h, 6, "random kill", run);
+    shmheap_destroy(NULL, mem);
+  }
+  g_test_message("%u of 40 children killed during names operations", kills);
+  g_assert_cmpuint(kills, >, 0);
+  th_watchdog_disarm();
+}
+
+static void test_points(void) {
+#ifndef SHMHEAP_TEST_CRASH_POINTS
+  g_test_skip("needs a build with -Dcrash_points=true");
+#else
+  th_watchdog_arm(300, "/names/points");
+  long covered = 0;
+  gboolean completed = FALSE;
+  for (long n = 1; n <= 5000 && !completed; n++) {
+    char name[96];
+    th_shm_name(name, sizeof name, "names");
+    /* small, so that the script's objects grow the heap too */
+    shmheap_memory_handle mem =
+        shmheap_create_growable(name, 64 * KIB, 64u << 20, 0600);
+    g_assert_nonnull(mem);
+    uint64_t h[6];
+    parent_names(mem, h, 6);
+    /* 40 rounds: the directory rehashes (16 -> 32 -> 64 slots) on the way */
+    struct kill_arg a = {name, n, 40};
+    int status = th_fork_run(names_script, &a, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      completed = TRUE;
+    else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      covered++;
+    else
+      th_assert_child_ok(status);
+    verify_after(mem, h, 6, "crash point", n);
+    shmheap_destroy(NULL, mem);
+  }
+  g_test_message("names crash points: %ld writes covered", covered);
+  g_assert_true(completed);
+  g_assert_cmpint(covered, >, 50);
+  th_watchdog_disarm();
+#endif
+}
+
+int main(int argc, char **argv) {
+  g_test_init(&argc, &argv, NULL);
+  unsetenv("SHMHEAP_CRASH_AT");
+  th_add_func("/names/basic", test_basic);
+  th_add_func("/names/free-drops", test_free_drops);
+  th_add_func("/names/many", test_many);
+  th_add_func("/names/procs", test_procs);
+  th_add_func("/names/race", test_race);
+  th_add_func("/names/scribbled", test_scribbled);
+  th_add_func("/names/kill-random", test_kill_random);
+  th_add_func("/names/points", test_points);
+  return g_test_run();
+}
