@@ -1,11 +1,13 @@
 /* shared-list: two processes share one linked list through handles.
  *
- * The parent creates a heap, builds a short list in it and starts a second
- * program (itself, exec'd afresh, so it maps the heap at an address of its
- * own) with the heap's name and the handle of the list's root on its command
- * line. The child connects by name, walks the list, unlinks and frees one
- * node, appends three of its own and exits; the parent walks the list again,
- * sees the child's work, frees everything and checks that the heap is whole.
+ * The parent creates a heap, builds a short list in it, publishes the
+ * list's root under the name "list" and starts a second program (itself,
+ * exec'd afresh, so it maps the heap at an address of its own) with only the
+ * heap's name on its command line. The child connects by name, finds the
+ * root with shmheap_lookup, walks the list, unlinks and frees one node,
+ * appends three of its own and exits; the parent walks the list again, sees
+ * the child's work, frees everything (freeing the root drops its name) and
+ * checks that the heap is whole.
  *
  * The links are shmheap_object_handle values stored in the heap: a raw
  * pointer would mean nothing in the other process. The two processes take
@@ -13,7 +15,7 @@
  * own; the heap's own calls are safe to make at the same time.
  *
  * Usage: shared-list               run the whole demo
- *        shared-list --child NAME HANDLE   (started by the demo itself)
+ *        shared-list --child NAME  (started by the demo itself)
  * Exit status 0 when everything the demo checks holds, 1 otherwise.
  */
 #include <shmheap.h>
@@ -44,6 +46,9 @@ struct list {
 };
 
 enum { HEAP_LEN = 1 << 20, MAX_WALK = 64 };
+
+/* The name the list's root is published under, inside the heap. */
+static const char ROOT_KEY[] = "list";
 
 static const char *const parent_words[] = {"apple", "banana", "cherry"};
 static const char *const child_words[] = {"date", "elderberry", "fig"};
@@ -139,7 +144,7 @@ static int list_show_and_check(shmheap_memory_handle mem,
   return ok ? 0 : -1;
 }
 
-static int run_child(const char *name, const char *root_arg) {
+static int run_child(const char *name) {
   role = "child";
   alarm(10); /* a stuck demo must not hang the test run */
 
@@ -152,14 +157,6 @@ static int run_child(const char *name, const char *root_arg) {
     return 1;
   }
 
-  char *end = NULL;
-  errno = 0;
-  shmheap_object_handle root_hdl = strtoull(root_arg, &end, 10);
-  if (errno != 0 || end == root_arg || *end != '\0') {
-    fprintf(stderr, "shared-list child: bad handle \"%s\"\n", root_arg);
-    return 1;
-  }
-
   shmheap_memory_handle mem = shmheap_connect(name);
   if (mem == NULL) {
     fail("shmheap_connect");
@@ -169,6 +166,12 @@ static int run_child(const char *name, const char *root_arg) {
          name, shmheap_underlying(mem));
 
   int rc = 1;
+  shmheap_object_handle root_hdl = shmheap_lookup(mem, ROOT_KEY);
+  if (root_hdl == SHMHEAP_NULL_HANDLE) {
+    fail("shmheap_lookup");
+    goto out;
+  }
+  printf("child  found \"%s\" at handle %" PRIu64 "\n", ROOT_KEY, root_hdl);
   struct list *list = shmheap_handle_to_ptr(mem, root_hdl);
   if (list == NULL) {
     fprintf(stderr, "shared-list child: root handle %" PRIu64 " is invalid\n",
@@ -198,10 +201,7 @@ out:
 
 /* Starts this program again as the child, waits for it, returns its exit
  * status (or 1 when it did not exit normally). */
-static int spawn_child(const char *name, shmheap_object_handle root_hdl) {
-  char root_arg[32];
-  snprintf(root_arg, sizeof root_arg, "%" PRIu64, root_hdl);
-
+static int spawn_child(const char *name) {
   fflush(stdout);
   pid_t pid = fork();
   if (pid < 0) {
@@ -209,8 +209,7 @@ static int spawn_child(const char *name, shmheap_object_handle root_hdl) {
     return 1;
   }
   if (pid == 0) {
-    char *const args[] = {"shared-list", "--child", (char *)name, root_arg,
-                          NULL};
+    char *const args[] = {"shared-list", "--child", (char *)name, NULL};
     execv("/proc/self/exe", args);
     _exit(127);
   }
@@ -263,9 +262,14 @@ static int run_parent(void) {
    * the lowest-addressed hole that fits to the child's next allocation. */
   shmheap_object_handle banana_hdl = node_at(mem, list->head)->next;
   shmheap_object_handle root_hdl = shmheap_ptr_to_handle(mem, list);
-  printf("parent starts the child with the root handle %" PRIu64 "\n",
-         root_hdl);
-  int child_rc = spawn_child(name, root_hdl);
+  if (shmheap_publish(mem, ROOT_KEY, root_hdl) != 0) {
+    fail("shmheap_publish");
+    goto out;
+  }
+  printf("parent published the root (handle %" PRIu64
+         ") as \"%s\" and starts the child\n",
+         root_hdl, ROOT_KEY);
+  int child_rc = spawn_child(name);
   if (child_rc != 0) {
     fprintf(stderr, "shared-list parent: child failed with status %d\n",
             child_rc);
@@ -288,8 +292,13 @@ static int run_parent(void) {
     list->head = n->next;
     shmheap_free(mem, n);
   }
-  shmheap_free(mem, list);
+  shmheap_free(mem, list); /* its name goes with it */
   list = NULL;
+  if (shmheap_lookup(mem, ROOT_KEY) != SHMHEAP_NULL_HANDLE || errno != ENOENT) {
+    fprintf(stderr, "shared-list parent: \"%s\" outlived its object\n",
+            ROOT_KEY);
+    goto out;
+  }
 
   struct shmheap_stats st;
   if (shmheap_check(mem) != 0) {
@@ -315,8 +324,8 @@ out:
 }
 
 int main(int argc, char **argv) {
-  if (argc == 4 && strcmp(argv[1], "--child") == 0)
-    return run_child(argv[2], argv[3]);
+  if (argc == 3 && strcmp(argv[1], "--child") == 0)
+    return run_child(argv[2]);
   if (argc != 1) {
     fprintf(stderr, "usage: %s\n", argv[0]);
     return 2;

@@ -130,8 +130,10 @@ shmheap_memory_handle shmheap_create_mode(const char *name, size_t len,
  * create; the address space for MAX_LEN is reserved in every process that
  * connects, so the heap grows in place: no object moves, and every pointer
  * and handle stays valid in every process. An alloc, calloc or realloc that
- * finds no fit grows the heap (doubling it when it can, else by what the
- * request needs) before it fails with ENOMEM.
+ * finds no fit grows the heap (to twice its size when max_len and /dev/shm
+ * allow, else by the least whole pages the request needs) before it fails
+ * with ENOMEM; the new pages are reserved in /dev/shm before any process
+ * can touch them, so a full /dev/shm is ENOMEM, never SIGBUS.
  * Errors: as shmheap_create_mode; EINVAL also when MAX_LEN < LEN, MAX_LEN is
  * not a page multiple or is larger than 2^48 (nothing is left in /dev/shm).
  * Cost: as shmheap_create, plus reserving (not committing) MAX_LEN bytes of
@@ -146,7 +148,10 @@ shmheap_memory_handle shmheap_create_growable(const char *name, size_t len,
  * Errors: EINVAL (MEM is NULL, NEW_LEN is not a page multiple or is above
  * max_len, or the heap was made without max_len), ENOSPC (/dev/shm cannot
  * hold it: nothing changes), EUCLEAN.
- * Cost: O(log n), plus the kernel's cost of reserving the new pages. */
+ * Cost: O(log n), plus the kernel's cost of reserving the new pages; when
+ * the heap's last block is allocated, plus a walk over the allocated blocks
+ * after the last free one (to find that block and give it its 8-byte
+ * share of the new end). */
 int shmheap_grow(shmheap_memory_handle mem, size_t new_len);
 
 /* Connects to the existing heap NAME, mapping it wherever the kernel
@@ -226,7 +231,8 @@ void *shmheap_realloc(shmheap_memory_handle mem, void *ptr, size_t sz);
  * heap) is refused with errno EINVAL and the heap is left unchanged; a
  * damaged tag is refused with errno EUCLEAN. errno is left alone on
  * success: set it to 0 before the call to see whether free refused.
- * Cost: O(1) merging with both neighbours, O(log n) index update. */
+ * Cost: O(1) merging with both neighbours, O(log n) index update; a named
+ * object first loses its names, O(1) expected each. */
 void shmheap_free(shmheap_memory_handle mem, void *ptr);
 
 /* The number of bytes usable at PTR (at least what was asked for). 0 with
@@ -256,11 +262,15 @@ void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
  * (free, or realloc that moves it) removes its names: lookup never returns a
  * freed block. An object may have several names. */
 
-/* Publishes HDL under KEY.
+/* Publishes HDL under KEY. Names are stored in the heap itself: each name
+ * takes a block of 41 + strlen(KEY) bytes (rounded up as alloc rounds), and
+ * the directory one block of 56 + 16 bytes per slot (16 slots at first, kept
+ * at least a quarter empty). A heap without names holds no directory.
  * Returns 0, or -1 with errno EEXIST (KEY is taken), EINVAL (MEM NULL, bad
- * KEY, HDL not the start of a live object), ENOMEM (no room for the name),
- * EUCLEAN. Cost: O(1) expected, plus an allocation when the directory
- * grows. */
+ * KEY, HDL not the start of a live object, or one of the directory's own
+ * blocks), ENOMEM (no room for the name; a growable heap grows first),
+ * EUCLEAN. Cost: O(1) expected, plus an allocation, and when the directory
+ * fills, a rehash in O(names). */
 int shmheap_publish(shmheap_memory_handle mem, const char *key,
                     shmheap_object_handle hdl);
 
@@ -269,8 +279,10 @@ int shmheap_publish(shmheap_memory_handle mem, const char *key,
 shmheap_object_handle shmheap_lookup(shmheap_memory_handle mem,
                                      const char *key);
 
-/* Removes the name KEY; the object stays allocated.
- * Returns 0, or -1 with errno ENOENT, EINVAL, EUCLEAN. Cost: O(1) expected. */
+/* Removes the name KEY; the object stays allocated. The last name to go
+ * takes the directory with it.
+ * Returns 0, or -1 with errno ENOENT, EINVAL, EUCLEAN. Cost: O(1) expected,
+ * plus a free. */
 int shmheap_unpublish(shmheap_memory_handle mem, const char *key);
 
 /* Atomically: the object named KEY if there is one (*CREATED = 0), else SZ
@@ -282,9 +294,11 @@ void *shmheap_lookup_or_alloc(shmheap_memory_handle mem, const char *key,
                               size_t sz, int *created);
 
 /* Calls FN once per name, under the lock, in no particular order, until FN
- * returns nonzero. FN must not call into the same heap.
+ * returns nonzero. FN must not call into the same heap (the key it gets is
+ * the heap's own copy, valid during the call).
  * Returns 0 when every name was visited, FN's nonzero value when FN stopped,
- * -1 with errno EINVAL (MEM or FN NULL) or EUCLEAN. Cost: O(names). */
+ * -1 with errno EINVAL (MEM or FN NULL) or EUCLEAN. Cost: O(directory
+ * slots): a few times the most names the heap has held at once. */
 int shmheap_names(shmheap_memory_handle mem,
                   int (*fn)(const char *key, shmheap_object_handle hdl,
                             void *arg),
@@ -296,7 +310,8 @@ int shmheap_names(shmheap_memory_handle mem,
 /* Checks, under the lock, every boundary tag and the free index: sizes and
  * alignment, headers and footers agree, no two free blocks are adjacent,
  * the index holds exactly the free blocks in address order with correct
- * subtree maxima and balance, and the sizes add up to the heap.
+ * subtree maxima and balance, the sizes add up to the heap, and every name
+ * leads to a live object marked named (and every such object has a name).
  * Returns 0 when consistent; -1 with errno EUCLEAN on the first
  * inconsistency, EINVAL when MEM is NULL.
  * Cost: O(n) in the number of blocks. */
