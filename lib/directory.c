@@ -5,8 +5,9 @@
  * first when removing). Recovery drops what is not a whole entry naming a
  * live block, rebuilds what is derived from the key table (the handle
  * table, the counts, the NAMED flags), and frees the blocks a dead writer
- * left unlinked: the one its pending words name, and any directory or entry
- * that nothing links (their keyed check words tell them from user data).
+ * left unlinked: those its pending words name, and a directory the header
+ * names as half made or half dropped. It reads no user object's bytes (other
+ * threads may be writing them): only tags, and the directory's own blocks.
  */
 #include "directory.h"
 #include "heap.h"
@@ -46,44 +47,25 @@ static void settle_pending(struct shmheap *h, const struct dir *dr,
   shh_st(h, dr->d + pw, 0);
 }
 
-/* Whether the unnamed block at X is a directory or an entry that nothing
- * links: one a dead writer allocated and had not linked yet, or unlinked and
- * had not freed yet. Their keyed check words tell them from user data. */
-static int orphan(const struct shmheap *h, const struct dir *dr, uint64_t x) {
-  struct dir other;
-  struct entry en, same;
-  uint64_t at;
-  if (x == dr->d)
-    return 0;
-  if (dir_at(h, x, &other))
-    return 1;
-  if (!entry_at(h, x, &en))
-    return 0;
-  return dr->d == 0 ||
-         find_key(h, dr, en.key, en.len, en.hash, &same, &at) != 0 ||
-         same.e != x;
-}
-
-/* Frees every orphan (see orphan): a walk, started over after each free
- * since a free merges blocks. Orphans are rare: at most a few per crash. */
-static void free_orphans(struct shmheap *h, const struct dir *dr) {
-  for (int again = 1, rounds = 0; again && rounds < 64; rounds++) {
-    again = 0;
-    for (uint64_t b = SHH_FIRST; b < h->len;) {
-      uint64_t t = shh_ld(h, b), x = b + SHH_TAG;
-      if (shh_tag_used(t) && !(t & SHH_F_NAMED) && orphan(h, dr, x)) {
-        again = shh_free_locked(h, h->base + x) == 0;
-        break;
-      }
-      b += shh_tag_size(t);
-    }
-  }
+/* A directory the header names with the transient bit was being made or
+ * dropped: it is freed (if the walk still has it) and the header cleared. */
+static void settle_transient(struct shmheap *h) {
+  uint64_t d = shh_hdr(h)->names;
+  if (!(d & SHH_NAMES_TRANSIENT))
+    return;
+  d &= ~(uint64_t)SHH_NAMES_TRANSIENT;
+  uint64_t tag;
+  if (live_payload(h, d, &tag) != 0 && !(tag & SHH_F_NAMED) &&
+      walk_has_used(h, d - SHH_TAG))
+    (void)shh_free_locked(h, h->base + d);
+  shh_commit(h, SHH_HDR_NAMES, 0);
 }
 
 int shh_names_recover(struct shmheap *h) {
   struct dir dr;
   struct entry en;
   uint64_t tag, at;
+  settle_transient(h);
   if (open_dir(h, &dr) != 0)
     return -1;
   if (dr.d != 0) {
@@ -129,7 +111,6 @@ int shh_names_recover(struct shmheap *h) {
   }
   if (dr.d != 0)
     settle_pending(h, &dr, SHH_DIR_PENDING_OBJ);
-  free_orphans(h, &dr);
   return 0;
 }
 

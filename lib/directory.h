@@ -115,7 +115,8 @@ static inline int open_dir(const struct shmheap *h, struct dir *dr) {
   dr->d = dr->cap = 0;
   if (d == 0)
     return 0;
-  return dir_at(h, d, dr) ? 0 : EUCLEAN;
+  /* a directory half made or dropped is recovery's to settle */
+  return !(d & SHH_NAMES_TRANSIENT) && dir_at(h, d, dr) ? 0 : EUCLEAN;
 }
 
 /* Whether E is an entry: a live unnamed block holding a whole entry whose

@@ -78,6 +78,9 @@ enum {
   SHH_KEY_MAX = 255,
   SHH_SLOT_EMPTY = 0,
   SHH_SLOT_TOMB = 1,
+  /* set in the header's names field, beside the directory's handle, while
+   * that directory is being made or dropped: recovery frees it */
+  SHH_NAMES_TRANSIENT = 1,
 };
 
 /* Block and heap sizes are kept in 48 bits. */

@@ -13,37 +13,48 @@
  * key slot into TOMB (the commit), then clears the rest, and frees the
  * entry last, after the object lost its NAMED flag. So a name never leads
  * to a freed block: free drops the names before the block's own tag
- * changes. A block that an operation allocated or is freeing is noted in a
- * pending word, and a directory or entry that nothing links is recognised
- * by its keyed check word, so recovery frees what a dead writer left
- * unlinked. The directory is made by the first publish and freed with the
- * last name, so a heap without names keeps all of its room.
+ * changes. A block that an operation allocated or is freeing is noted at
+ * once (in a pending word, or for a directory being made or dropped, by the
+ * transient bit of the header's names field), so recovery frees what a dead
+ * writer left unlinked; what is left to leak is a block a process died
+ * holding between alloc's return and that note, as with any alloc. The
+ * directory is made by the first publish and freed with the last name, so
+ * a heap without names keeps all of its room.
  */
 #include "directory.h"
 #include "heap.h"
 #include "lock.h"
 
-static uint64_t new_dir(struct shmheap *h, uint64_t cap, uint64_t pending,
-                        int *err) {
+/* A block for a directory of CAP slots: its handle, or 0 with *ERR. The
+ * caller notes it (pending word, or the header's transient bit) before it
+ * lays it out. */
+static uint64_t alloc_dir(struct shmheap *h, uint64_t cap, int *err) {
   unsigned char *p = shh_alloc_locked(h, SHH_DIR_SLOTS + 16 * cap, err);
-  if (p == NULL)
-    return 0;
-  uint64_t d = (uint64_t)(p - h->base);
-  memset(p, 0, SHH_DIR_SLOTS + 16 * cap);
+  return p == NULL ? 0 : (uint64_t)(p - h->base);
+}
+
+/* Lays out an empty directory of CAP slots at D (not yet linked). */
+static void lay_dir(struct shmheap *h, uint64_t d, uint64_t cap,
+                    uint64_t pending) {
+  memset(h->base + d, 0, SHH_DIR_SLOTS + 16 * cap);
   shh_st(h, d + SHH_DIR_CAP, cap);
   shh_st(h, d + SHH_DIR_PENDING, pending);
   shh_st(h, d + SHH_DIR_CHECK, dir_check(h, d, cap));
-  return d;
 }
 
-/* The directory, made if there is none yet. 0, ENOMEM or EUCLEAN. */
+/* The directory, made if there is none yet. The header names it with the
+ * transient bit while it is laid out, so recovery frees a half-made one.
+ * 0, ENOMEM or EUCLEAN. */
 static int need_dir(struct shmheap *h, struct dir *dr) {
   int err = open_dir(h, dr);
   if (err != 0 || dr->d != 0)
     return err;
-  uint64_t d = new_dir(h, SHH_DIR_MIN_CAP, 0, &err);
+  uint64_t d = alloc_dir(h, SHH_DIR_MIN_CAP, &err);
   if (d == 0)
     return err;
+  shh_commit(h, SHH_HDR_NAMES, d | SHH_NAMES_TRANSIENT);
+  SHH_CRASH_POINT(h);
+  lay_dir(h, d, SHH_DIR_MIN_CAP, 0);
   SHH_CRASH_POINT(h);
   shh_commit(h, SHH_HDR_NAMES, d);
   SHH_CRASH_POINT(h);
@@ -62,12 +73,13 @@ static int rehash(struct shmheap *h, struct dir *dr, uint64_t newcap) {
       return EUCLEAN;
   }
   int err;
-  struct dir nd = {new_dir(h, newcap, dr->d, &err), newcap};
+  struct dir nd = {alloc_dir(h, newcap, &err), newcap};
   if (nd.d == 0)
     return err;
-  shh_st(h, nd.d + SHH_DIR_PENDING_OBJ, shh_ld(h, dr->d + SHH_DIR_PENDING_OBJ));
   shh_st(h, dr->d + SHH_DIR_PENDING, nd.d);
   SHH_CRASH_POINT(h);
+  lay_dir(h, nd.d, newcap, dr->d);
+  shh_st(h, nd.d + SHH_DIR_PENDING_OBJ, shh_ld(h, dr->d + SHH_DIR_PENDING_OBJ));
   uint64_t count = 0;
   for (uint64_t i = 0; i < dr->cap; i++) {
     uint64_t s = shh_ld(h, kslot(dr, i));
@@ -122,8 +134,12 @@ static int publish_in(struct shmheap *h, const char *key, uint64_t len,
   int err = open_dir(h, &dr);
   if (err != 0)
     return err;
+  /* not a live object, or one of the directory's own blocks (their
+   * handles show in shmheap_walk). Telling an entry reads the object's
+   * first words: should the caller write them meanwhile, only a match of
+   * the keyed check word could count, which a torn read cannot forge. */
   if (live_payload(h, hdl, &tag) == 0 || entry_at(h, hdl, &en) || hdl == dr.d)
-    return EINVAL; /* not a live object, or the directory's own block */
+    return EINVAL;
   err = need_dir(h, &dr);
   uint64_t at, hat;
   if (err == 0)
@@ -214,14 +230,18 @@ static int remove_entry(struct shmheap *h, const struct dir *dr,
 }
 
 /* Unlinks and frees the directory once it holds no name, so that a heap
- * without names keeps no block for them. A kill between the two leaves an
- * orphan directory, which recovery frees. 0 or an errno. */
+ * without names keeps no block for them. The header names it with the
+ * transient bit meanwhile, so recovery finishes a drop that died. 0 or an
+ * errno. */
 static int drop_dir_if_empty(struct shmheap *h, const struct dir *dr) {
   if (dr->d == 0 || shh_ld(h, dr->d + SHH_DIR_COUNT) != 0)
     return 0;
-  shh_commit(h, SHH_HDR_NAMES, 0);
+  shh_commit(h, SHH_HDR_NAMES, dr->d | SHH_NAMES_TRANSIENT);
   SHH_CRASH_POINT(h);
-  return shh_free_locked(h, h->base + dr->d);
+  int err = shh_free_locked(h, h->base + dr->d);
+  SHH_CRASH_POINT(h);
+  shh_commit(h, SHH_HDR_NAMES, 0);
+  return err;
 }
 
 int shh_names_drop(struct shmheap *h, uint64_t hdl) {
