@@ -75,11 +75,11 @@ static inline uint32_t shh_abi(void) {
 /* A process's connection. Read-only after connect, so the threads of a
  * process can share it (the crash-point counter is test-only), except len
  * of a growable heap, which is written and read only under the lock
- * (grow.h: shh_len_now is the lock-free reading). */
+ * (extent.h: shh_len_now is the lock-free reading). */
 struct shmheap {
   unsigned char *base; /* this process's mapping */
   uint64_t len;        /* validated at connect; a growable heap's follows the
-                          header's under the lock (grow.c) */
+                          header's under the lock (extent.h) */
   uint64_t map_len;    /* bytes mapped at base (max_len for a growable heap) */
   int growable;        /* made with a max_len: len may change */
   uint64_t key;        /* expanded tag key */
