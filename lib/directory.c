@@ -109,8 +109,16 @@ int shh_names_recover(struct shmheap *h) {
       set_named(h, b + SHH_TAG, t, 0);
     b += size;
   }
-  if (dr.d != 0)
+  if (dr.d != 0) {
     settle_pending(h, &dr, SHH_DIR_PENDING_OBJ);
+    if (shh_ld(h, dr.d + SHH_DIR_COUNT) == 0) {
+      /* the writer died before the first name or after the last: the
+       * directory goes, as names.c would have dropped it */
+      shh_commit(h, SHH_HDR_NAMES, dr.d | SHH_NAMES_TRANSIENT);
+      (void)shh_free_locked(h, h->base + dr.d);
+      shh_commit(h, SHH_HDR_NAMES, 0);
+    }
+  }
   return 0;
 }
 

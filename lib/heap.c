@@ -204,7 +204,16 @@ static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   shh_index_remove(h, path);
 }
 
-static int fit_locked(struct shmheap *h, size_t sz, void **out) {
+/* Where an internal caller has the new block's handle (ORed with BITS)
+ * stored the moment before the block's tag makes it allocated, so that
+ * recovery can free it should the caller die before linking it. OFF == 0:
+ * nowhere. */
+struct note {
+  uint64_t off, bits;
+};
+
+static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
+                      void **out) {
   if ((uint64_t)sz > h->len)
     return ENOMEM;
   struct shh_path path;
@@ -215,15 +224,18 @@ static int fit_locked(struct shmheap *h, size_t sz, void **out) {
   if (b == 0)
     return ENOMEM;
   uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
+  struct blk after = {0, 0, 0};
+  if (size < carve + SHH_MIN_BLOCK &&
+      ((err = used_after_free(h, b + size, &after)) != 0 ||
+       (err = shh_index_plan_remove(h, &path)) != 0))
+    return err;
+  if (note->off != 0)
+    shh_st(h, note->off, (b + SHH_TAG) | note->bits);
   if (size >= carve + SHH_MIN_BLOCK) {
     /* head carving: the rest, after the new block, takes over b's node */
     move_free(h, &path, b, b + carve, size - carve, b,
               shh_tag_make(h, b, carve, SHH_F_USED));
   } else {
-    struct blk after;
-    if ((err = used_after_free(h, b + size, &after)) != 0 ||
-        (err = shh_index_plan_remove(h, &path)) != 0)
-      return err;
     take_free(h, &path, b, b, shh_tag_make(h, b, size, SHH_F_USED), &after);
   }
   *out = h->base + b + SHH_TAG;
@@ -231,16 +243,24 @@ static int fit_locked(struct shmheap *h, size_t sz, void **out) {
 }
 
 /* First fit; on a growable heap that has no fit, grow it and fit again. */
-static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
-  int err = fit_locked(h, sz, out);
+static int alloc_noted(struct shmheap *h, size_t sz, const struct note *note,
+                       void **out) {
+  int err = fit_locked(h, sz, note, out);
   if (err == ENOMEM && h->growable && (err = shh_grow_for(h, sz)) == 0)
-    err = fit_locked(h, sz, out);
+    err = fit_locked(h, sz, note, out);
   return err;
 }
 
-void *shh_alloc_locked(struct shmheap *h, size_t sz, int *err) {
+static int alloc_locked(struct shmheap *h, size_t sz, void **out) {
+  static const struct note none = {0, 0};
+  return alloc_noted(h, sz, &none, out);
+}
+
+void *shh_alloc_noted(struct shmheap *h, size_t sz, uint64_t note_off,
+                      uint64_t note_bits, int *err) {
+  struct note note = {note_off, note_bits};
   void *p = NULL;
-  *err = alloc_locked(h, sz, &p);
+  *err = alloc_noted(h, sz, &note, &p);
   return *err == 0 ? p : NULL;
 }
 

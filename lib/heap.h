@@ -10,8 +10,12 @@
 #include "region.h"
 
 /* shmheap_alloc's work under the lock, growing a growable heap: a pointer,
- * or NULL with *ERR set (ENOMEM, EUCLEAN). */
-void *shh_alloc_locked(struct shmheap *h, size_t sz, int *err);
+ * or NULL with *ERR set (ENOMEM, EUCLEAN). The new block's handle, ORed
+ * with NOTE_BITS, is stored at NOTE_OFF in the region (unless NOTE_OFF is
+ * 0) just before the block's tag makes it allocated: a caller that dies
+ * before it links the block leaves a note that lets recovery free it. */
+void *shh_alloc_noted(struct shmheap *h, size_t sz, uint64_t note_off,
+                      uint64_t note_bits, int *err);
 /* shmheap_free's work under the lock (dropping the block's names first):
  * 0 or an errno (EINVAL, EUCLEAN). */
 int shh_free_locked(struct shmheap *h, void *ptr);

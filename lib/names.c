@@ -13,23 +13,24 @@
  * key slot into TOMB (the commit), then clears the rest, and frees the
  * entry last, after the object lost its NAMED flag. So a name never leads
  * to a freed block: free drops the names before the block's own tag
- * changes. A block that an operation allocated or is freeing is noted at
- * once (in a pending word, or for a directory being made or dropped, by the
- * transient bit of the header's names field), so recovery frees what a dead
- * writer left unlinked; what is left to leak is a block a process died
- * holding between alloc's return and that note, as with any alloc. The
- * directory is made by the first publish and freed with the last name, so
- * a heap without names keeps all of its room.
+ * changes. A block that an operation allocates is noted the moment before
+ * it becomes allocated (shh_alloc_noted: in a pending word, or for a new
+ * directory in the header's names field with the transient bit), and one
+ * it frees is noted before it is unlinked, so recovery frees whatever a
+ * dead writer left unlinked: names never leak blocks. The directory is made
+ * by the first publish and freed with the last name, so a heap without
+ * names keeps all of its room.
  */
 #include "directory.h"
 #include "heap.h"
 #include "lock.h"
 
-/* A block for a directory of CAP slots: its handle, or 0 with *ERR. The
- * caller notes it (pending word, or the header's transient bit) before it
- * lays it out. */
-static uint64_t alloc_dir(struct shmheap *h, uint64_t cap, int *err) {
-  unsigned char *p = shh_alloc_locked(h, SHH_DIR_SLOTS + 16 * cap, err);
+/* A block for a directory of CAP slots, noted at NOTE_OFF (with NOTE_BITS)
+ * as it is allocated: its handle, or 0 with *ERR. */
+static uint64_t alloc_dir(struct shmheap *h, uint64_t cap, uint64_t note_off,
+                          uint64_t note_bits, int *err) {
+  unsigned char *p =
+      shh_alloc_noted(h, SHH_DIR_SLOTS + 16 * cap, note_off, note_bits, err);
   return p == NULL ? 0 : (uint64_t)(p - h->base);
 }
 
@@ -49,10 +50,12 @@ static int need_dir(struct shmheap *h, struct dir *dr) {
   int err = open_dir(h, dr);
   if (err != 0 || dr->d != 0)
     return err;
-  uint64_t d = alloc_dir(h, SHH_DIR_MIN_CAP, &err);
-  if (d == 0)
+  uint64_t d =
+      alloc_dir(h, SHH_DIR_MIN_CAP, SHH_HDR_NAMES, SHH_NAMES_TRANSIENT, &err);
+  if (d == 0) {
+    shh_commit(h, SHH_HDR_NAMES, 0); /* a note a failed alloc may have left */
     return err;
-  shh_commit(h, SHH_HDR_NAMES, d | SHH_NAMES_TRANSIENT);
+  }
   SHH_CRASH_POINT(h);
   lay_dir(h, d, SHH_DIR_MIN_CAP, 0);
   SHH_CRASH_POINT(h);
@@ -73,10 +76,12 @@ static int rehash(struct shmheap *h, struct dir *dr, uint64_t newcap) {
       return EUCLEAN;
   }
   int err;
-  struct dir nd = {alloc_dir(h, newcap, &err), newcap};
-  if (nd.d == 0)
+  struct dir nd = {alloc_dir(h, newcap, dr->d + SHH_DIR_PENDING, 0, &err),
+                   newcap};
+  if (nd.d == 0) {
+    shh_st(h, dr->d + SHH_DIR_PENDING, 0);
     return err;
-  shh_st(h, dr->d + SHH_DIR_PENDING, nd.d);
+  }
   SHH_CRASH_POINT(h);
   lay_dir(h, nd.d, newcap, dr->d);
   shh_st(h, nd.d + SHH_DIR_PENDING_OBJ, shh_ld(h, dr->d + SHH_DIR_PENDING_OBJ));
@@ -150,11 +155,13 @@ static int publish_in(struct shmheap *h, const char *key, uint64_t len,
     return err;
   if ((err = room_for_one(h, &dr)) != 0)
     return err;
-  unsigned char *p = shh_alloc_locked(h, SHH_ENT_KEY + len + 1, &err);
-  if (p == NULL)
+  unsigned char *p = shh_alloc_noted(h, SHH_ENT_KEY + len + 1,
+                                     dr.d + SHH_DIR_PENDING, 0, &err);
+  if (p == NULL) {
+    shh_st(h, dr.d + SHH_DIR_PENDING, 0);
     return err;
+  }
   uint64_t e = (uint64_t)(p - h->base);
-  shh_st(h, dr.d + SHH_DIR_PENDING, e);
   SHH_CRASH_POINT(h);
   shh_st(h, e + SHH_ENT_HDL, hdl);
   shh_st(h, e + SHH_ENT_HASH, hash);
@@ -372,12 +379,12 @@ SHH_EXPORT void *shmheap_lookup_or_alloc(shmheap_memory_handle mem,
     if (err == 0) {
       p = mem->base + hdl;
     } else if (err == ENOENT && (err = need_dir(mem, &dr)) == 0 &&
-               (p = shh_alloc_locked(mem, sz, &err)) == NULL) {
+               (p = shh_alloc_noted(mem, sz, dr.d + SHH_DIR_PENDING_OBJ, 0,
+                                    &err)) == NULL) {
       (void)drop_dir_if_empty(mem, &dr);
     } else if (p != NULL) {
-      /* noted, so that recovery frees it should this process die before
-       * the name is committed */
-      shh_st(mem, dr.d + SHH_DIR_PENDING_OBJ, (uint64_t)(p - mem->base));
+      /* noted as it was allocated, so that recovery frees it should this
+       * process die before the name is committed */
       SHH_CRASH_POINT(mem);
       memset(p, 0, sz);
       err = publish_locked(mem, key, len, hash, (uint64_t)(p - mem->base));
