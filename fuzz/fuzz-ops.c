@@ -10,75 +10,45 @@
  * An oracle mirrors the live blocks (address, size, fill byte) and aborts
  * on any disagreement: a block overlapping another, lost contents, a valid
  * request refused while the heap says it has room, a bad pointer accepted,
- * a heap that is not empty once every block is freed.
+ * a heap that is not empty once every block is freed. Its name map
+ * (fuzz-names.c) follows publish, unpublish, lookup_or_alloc and frees.
  *
- * One heap per process (name "/shmheap-fuzz-PID"), reused across inputs:
- * an input that leaves it intact frees its blocks, so the next starts from
- * the same empty heap; one that scribbled on it gets a new heap. The name
- * is removed at exit; after a crash .ci/fuzz.sh removes it.
+ * The first byte of an input picks its heap: mostly a fixed one of
+ * HEAP_LEN bytes ("/shmheap-fuzz-PID"), one input in four a growable one
+ * of GROW_LEN bytes that may grow to GROW_MAX ("/shmheap-fuzz-PID-g"), so
+ * that allocations grow it. Each is reused across inputs: an input that
+ * leaves it intact frees its blocks, so the next starts from the same empty
+ * heap; one that scribbled on it, or grew it, gets a new heap. The names
+ * are removed at exit; after a crash .ci/fuzz.sh removes them.
  */
-#include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "layout.h"
-#include "shmheap.h"
 
-enum {
-  HEAP_LEN = 64 * 1024,
-  OTHER_LEN = 16 * 1024,
-  MAX_LIVE = 64,
-  MAX_STEPS = 4096,
-};
-
-#define FUZZ_ASSERT(cond)                                                      \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "fuzz-ops:%d: %s failed (errno %d: %s)\n", __LINE__,     \
-              #cond, errno, strerror(errno));                                  \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
-
-static char heap_name[64], other_name[64];
-static shmheap_memory_handle heap, other;
+static char fixed_name[64], grow_name[64], other_name[64];
+static const char *heap_name; /* the current heap's */
+static shmheap_memory_handle fixed, grower, other;
+shmheap_memory_handle heap;
+uint64_t heap_len, heap_max;
 static unsigned char *other_block;
 /* SHMHEAP_FUZZ_NO_CORRUPT=1 leaves out the scribbles (to fuzz the oracle
  * alone, say while a corruption bug is being fixed). */
 static bool no_corrupt;
 
-struct live {
-  unsigned char *p;
-  size_t sz;
-  unsigned char fill;
-};
-
-struct state {
-  const uint8_t *d;
-  size_t n;
-  struct live live[MAX_LIVE];
-  unsigned nlive;
-  bool corrupted; /* something scribbled on the heap: oracle off */
-  bool stop;      /* the heap reported the damage: end this input */
-};
-
 /* ------------------------------------------------------------------------ */
 /* Input decoding                                                            */
 
-static uint8_t u8(struct state *s) {
+uint8_t u8(struct state *s) {
   if (s->n == 0)
     return 0;
   s->n--;
   return *s->d++;
 }
 
-static uint64_t uN(struct state *s, unsigned bytes) {
+uint64_t uN(struct state *s, unsigned bytes) {
   uint64_t v = 0;
   for (unsigned i = 0; i < bytes; i++)
     v |= (uint64_t)u8(s) << (8 * i);
@@ -88,7 +58,7 @@ static uint64_t uN(struct state *s, unsigned bytes) {
 static size_t largest_free(void);
 
 /* A request size: mostly small, sometimes large, sometimes at an edge. */
-static size_t pick_size(struct state *s) {
+size_t pick_size(struct state *s) {
   uint8_t c = u8(s);
   switch (c >> 5) {
   case 0:
@@ -131,15 +101,8 @@ static size_t pick_size(struct state *s) {
 /* ------------------------------------------------------------------------ */
 /* The oracle                                                                */
 
-static unsigned char *base(void) {
+unsigned char *base(void) {
   return shmheap_underlying(heap);
-}
-
-static bool in_data_area(const unsigned char *p, size_t sz) {
-  const unsigned char *b = base();
-  return p >= b + SHMHEAP_OVERHEAD && p < b + HEAP_LEN &&
-         sz <= (size_t)(b + HEAP_LEN - p) &&
-         (uintptr_t)p % SHMHEAP_ALIGNMENT == 0;
 }
 
 static size_t largest_free(void) {
@@ -149,7 +112,7 @@ static size_t largest_free(void) {
   return (size_t)st.largest_free;
 }
 
-static bool filled(const unsigned char *p, size_t n, unsigned char c) {
+bool filled(const unsigned char *p, size_t n, unsigned char c) {
   for (size_t i = 0; i < n; i++)
     if (p[i] != c)
       return false;
@@ -158,8 +121,7 @@ static bool filled(const unsigned char *p, size_t n, unsigned char c) {
 
 /* A block just returned for SZ bytes: inside the data area always; and,
  * while nothing was scribbled, big enough and overlapping no live block. */
-static void check_new_block(struct state *s, unsigned char *p, size_t sz,
-                            int skip) {
+void check_new_block(struct state *s, unsigned char *p, size_t sz, int skip) {
   FUZZ_ASSERT(in_data_area(p, sz));
   if (s->corrupted)
     return;
@@ -175,7 +137,7 @@ static void check_new_block(struct state *s, unsigned char *p, size_t sz,
 }
 
 /* An errno from a call that failed: what the heap's state allows. */
-static void check_errno(struct state *s, int e, bool enomem_ok) {
+void check_errno(struct state *s, int e, bool enomem_ok) {
   if (s->corrupted) {
     FUZZ_ASSERT(e == EUCLEAN || e == EINVAL || (enomem_ok && e == ENOMEM));
     if (e == EUCLEAN)
@@ -185,12 +147,13 @@ static void check_errno(struct state *s, int e, bool enomem_ok) {
   }
 }
 
-static void add_live(struct state *s, unsigned char *p, size_t sz) {
+void add_live(struct state *s, unsigned char *p, size_t sz) {
   if (s->nlive == MAX_LIVE) { /* full: give the block straight back */
     errno = 0;
     shmheap_free(heap, p);
     if (errno != 0)
       check_errno(s, errno, false);
+    names_forget(s, (uint64_t)(p - base()));
     return;
   }
   unsigned char fill = (unsigned char)(0x11 * (s->nlive + 1) + sz);
@@ -198,11 +161,11 @@ static void add_live(struct state *s, unsigned char *p, size_t sz) {
   s->live[s->nlive++] = (struct live){p, sz, fill};
 }
 
-static void drop_live(struct state *s, unsigned i) {
+void drop_live(struct state *s, unsigned i) {
   s->live[i] = s->live[--s->nlive];
 }
 
-static void verify_live(const struct state *s, const struct live *l) {
+void verify_live(const struct state *s, const struct live *l) {
   if (!s->corrupted)
     FUZZ_ASSERT(filled(l->p, l->sz, l->fill));
 }
@@ -231,6 +194,11 @@ static void op_alloc(struct state *s, bool zeroed) {
      * only alloc(0), hence free_blocks) */
     if (have_room && !overflow)
       FUZZ_ASSERT(n * sz > st.largest_free);
+    /* a growable heap grows before it fails: only a request near what
+     * max_len leaves can fail */
+    uint64_t room = heap_max - heap_len;
+    if (!s->corrupted && !overflow)
+      FUZZ_ASSERT(n * sz > room || room - n * sz < 2 * 4096);
     return;
   }
   FUZZ_ASSERT(!overflow);
@@ -246,11 +214,13 @@ static void op_free(struct state *s) {
     return;
   unsigned i = u8(s) % s->nlive;
   verify_live(s, &s->live[i]);
+  uint64_t hdl = (uint64_t)(s->live[i].p - base());
   errno = 0;
   shmheap_free(heap, s->live[i].p);
   if (errno != 0)
     check_errno(s, errno, false);
   drop_live(s, i);
+  names_forget(s, hdl);
 }
 
 static void op_realloc(struct state *s) {
@@ -265,17 +235,23 @@ static void op_realloc(struct state *s) {
   if (q == NULL) {
     check_errno(s, errno, true);
     verify_live(s, l); /* the old block is intact */
-    if (errno == EUCLEAN || errno == EINVAL)
+    if (errno == EUCLEAN || errno == EINVAL) {
+      uint64_t hdl = (uint64_t)(l->p - base());
       drop_live(s, i);
+      names_forget(s, hdl);
+    }
     return;
   }
   check_new_block(s, q, sz, (int)i);
   size_t keep = sz < l->sz ? sz : l->sz;
   if (!s->corrupted)
     FUZZ_ASSERT(filled(q, keep, l->fill));
+  unsigned char *old = l->p;
   l->p = q;
   l->sz = sz;
   memset(q, l->fill, sz);
+  if (q != old) /* moved: the old block was freed, and its names */
+    names_forget(s, (uint64_t)(old - base()));
 }
 
 static void op_realloc_null(struct state *s) {
@@ -307,15 +283,15 @@ static unsigned char *bad_pointer(struct state *s) {
   case 1:
     return other_block; /* another heap's live block */
   case 2:
-    return b + uN(s, 3) % (HEAP_LEN + 64); /* anywhere in or near the heap */
+    return b + uN(s, 3) % (heap_len + 64); /* anywhere in or near the heap */
   case 3:
-    return b + (uN(s, 3) % HEAP_LEN & ~(uint64_t)(SHMHEAP_ALIGNMENT - 1));
+    return b + (uN(s, 3) % heap_len & ~(uint64_t)(SHMHEAP_ALIGNMENT - 1));
   case 4:
     return (unsigned char *)(uintptr_t)uN(s, 8);
   case 5:
     return b + (int64_t)(int16_t)uN(s, 2); /* around the header */
   case 6:
-    return b + HEAP_LEN - (uN(s, 1) & ~(uint64_t)(SHH_TAG - 1));
+    return b + heap_len - (uN(s, 1) & ~(uint64_t)(SHH_TAG - 1));
   default: /* a block freed earlier: remembered below */
     return NULL;
   }
@@ -335,6 +311,9 @@ static void op_bad_pointer(struct state *s) {
   if (p == NULL)
     p = last_freed;
   if (p == NULL || is_live(s, p))
+    return;
+  /* the start of a block the names hold: the caller's to leave alone */
+  if (!s->corrupted && shmheap_usable_size(heap, p) != 0)
     return;
   struct shmheap_stats before, after;
   bool have = !s->corrupted && shmheap_stats(heap, &before) == 0;
@@ -367,7 +346,7 @@ static void op_handles(struct state *s) {
   unsigned char *b = base();
   uint64_t h = uN(s, u8(s) % 9);
   unsigned char *p = shmheap_handle_to_ptr(heap, h);
-  if (h < SHMHEAP_OVERHEAD || h >= HEAP_LEN)
+  if (h < SHMHEAP_OVERHEAD || h >= heap_len)
     FUZZ_ASSERT(p == NULL);
   else
     FUZZ_ASSERT(p == b + h);
@@ -398,22 +377,35 @@ static void op_stats(struct state *s) {
   }
   if (s->corrupted)
     return;
-  FUZZ_ASSERT(st.size == HEAP_LEN);
+  FUZZ_ASSERT(st.size == heap_len && st.max_size == heap_max);
   FUZZ_ASSERT(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE == st.size);
-  FUZZ_ASSERT(st.used_blocks == s->nlive);
+  FUZZ_ASSERT(st.used_blocks == s->nlive + names_blocks(s));
+  FUZZ_ASSERT(st.names == s->nnames);
   FUZZ_ASSERT(st.format_version == SHMHEAP_FORMAT_VERSION);
   uint64_t used = 0;
   FUZZ_ASSERT(shmheap_walk(heap, count_used, &used) == 0);
-  FUZZ_ASSERT(used == s->nlive);
+  FUZZ_ASSERT(used == s->nlive + names_blocks(s));
   /* largest_free is exact: it fits, one byte more does not */
   if (st.largest_free > 0) {
     void *p = shmheap_alloc(heap, st.largest_free);
     FUZZ_ASSERT(p != NULL);
     shmheap_free(heap, p);
   }
+  FUZZ_ASSERT(refresh_len(s) == st.size); /* a fit never grows */
   errno = 0;
-  FUZZ_ASSERT(shmheap_alloc(heap, st.largest_free + 1) == NULL);
-  FUZZ_ASSERT(errno == ENOMEM);
+  void *q = shmheap_alloc(heap, st.largest_free + 1);
+  if (heap_max == st.size) {
+    FUZZ_ASSERT(q == NULL && errno == ENOMEM);
+    return;
+  }
+  /* a growable heap grows for it, or fails when max_len cannot hold it */
+  if (q == NULL) {
+    FUZZ_ASSERT(errno == ENOMEM);
+    FUZZ_ASSERT(st.largest_free + 1 + 2 * 4096 > heap_max - st.size);
+  } else {
+    FUZZ_ASSERT(refresh_len(s) > st.size);
+    shmheap_free(heap, q);
+  }
 }
 
 /* A second connection sees the same blocks at its own address. */
@@ -428,11 +420,13 @@ static void op_reconnect(struct state *s) {
         shmheap_handle_to_ptr(m2, shmheap_ptr_to_handle(heap, l->p));
     FUZZ_ASSERT(p2 != NULL && shmheap_usable_size(m2, p2) >= l->sz);
   }
+  names_verify(s, m2);
   void *q = shmheap_alloc(m2, pick_size(s) % 4096);
   if (q == NULL)
     FUZZ_ASSERT(errno == ENOMEM);
   shmheap_free(m2, q);
   shmheap_disconnect(m2);
+  refresh_len(s);
 }
 
 struct pick {
@@ -464,7 +458,7 @@ static void op_corrupt_tag(struct state *s) {
       return;
     uint64_t at = (k >> 1) % 2 ? pk.off + (k >> 2) % 48
                                : pk.off + pk.size - 8 + (k >> 2) % 8;
-    if (at >= HEAP_LEN)
+    if (at >= heap_len)
       return;
     b[at] ^= v ? v : 1;
   }
@@ -534,13 +528,19 @@ static void op_corrupt_header(struct state *s) {
 /* Set-up and the entry point                                               */
 
 static void destroy_all(void) {
-  shmheap_destroy(NULL, heap);
+  shmheap_destroy(fixed_name, fixed);
+  shmheap_destroy(grow_name, grower);
   shmheap_disconnect(other);
 }
 
-static void make_heap(void) {
-  heap = shmheap_create(heap_name, HEAP_LEN);
-  FUZZ_ASSERT(heap != NULL);
+static void make_fixed(void) {
+  fixed = shmheap_create(fixed_name, HEAP_LEN);
+  FUZZ_ASSERT(fixed != NULL);
+}
+
+static void make_grower(void) {
+  grower = shmheap_create_growable(grow_name, GROW_LEN, GROW_MAX, 0600);
+  FUZZ_ASSERT(grower != NULL);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -549,68 +549,104 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  snprintf(heap_name, sizeof heap_name, "/shmheap-fuzz-%ld", (long)getpid());
+  FUZZ_ASSERT(sysconf(_SC_PAGESIZE) == 4096); /* the sizes above assume it */
+  snprintf(fixed_name, sizeof fixed_name, "/shmheap-fuzz-%ld", (long)getpid());
+  snprintf(grow_name, sizeof grow_name, "/shmheap-fuzz-%ld-g", (long)getpid());
   snprintf(other_name, sizeof other_name, "/shmheap-fuzz-%ld-b",
            (long)getpid());
-  shm_unlink(heap_name);
+  shm_unlink(fixed_name);
+  shm_unlink(grow_name);
   shm_unlink(other_name);
-  make_heap();
+  make_fixed();
+  make_grower();
   other = shmheap_create(other_name, OTHER_LEN);
   FUZZ_ASSERT(other != NULL);
   other_block = shmheap_alloc(other, 64);
   FUZZ_ASSERT(other_block != NULL);
   shmheap_destroy(other_name, NULL); /* the mapping stays; the name goes */
+  names_init();
   atexit(destroy_all);
   const char *nc = getenv("SHMHEAP_FUZZ_NO_CORRUPT");
   no_corrupt = nc != NULL && nc[0] == '1';
   return 0;
 }
 
+/* One operation, decoded from OP. */
+static void run_op(struct state *s, uint8_t op) {
+  if (op >= 252 && !no_corrupt) {
+    op_corrupt_header(s);
+    return;
+  }
+  if (op >= 244 && !no_corrupt) {
+    op_corrupt_tag(s);
+    return;
+  }
+  switch (op % 15) {
+  case 0:
+  case 1:
+    op_alloc(s, false);
+    break;
+  case 2:
+    op_alloc(s, true);
+    break;
+  case 3:
+  case 4:
+    if (s->nlive)
+      last_freed = s->live[s->nlive - 1].p;
+    op_free(s);
+    if (last_freed && is_live(s, last_freed))
+      last_freed = NULL;
+    break;
+  case 5:
+    op_realloc(s);
+    break;
+  case 6:
+    op_realloc_null(s);
+    break;
+  case 7:
+    op_bad_pointer(s);
+    break;
+  case 8:
+    op_handles(s);
+    break;
+  case 9:
+    if (op & 0x80)
+      op_reconnect(s);
+    else
+      op_stats(s);
+    break;
+  case 10:
+  case 11:
+    op_publish(s);
+    break;
+  case 12:
+    if (op & 0x80)
+      op_unpublish(s);
+    else
+      op_lookup(s);
+    break;
+  case 13:
+    op_lookup_or_alloc(s);
+    break;
+  default:
+    if (op & 0x80)
+      op_grow(s);
+    else
+      op_names_walk(s);
+    break;
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct state s = {.d = data, .n = size};
   last_freed = NULL;
+  bool growable = u8(&s) % 4 == 0;
+  heap = growable ? grower : fixed;
+  heap_name = growable ? grow_name : fixed_name;
+  heap_len = growable ? GROW_LEN : HEAP_LEN;
+  heap_max = growable ? GROW_MAX : HEAP_LEN;
   for (unsigned step = 0; step < MAX_STEPS && s.n > 0 && !s.stop; step++) {
-    uint8_t op = u8(&s);
-    if (op >= 252 && !no_corrupt)
-      op_corrupt_header(&s);
-    else if (op >= 244 && !no_corrupt)
-      op_corrupt_tag(&s);
-    else
-      switch (op % 10) {
-      case 0:
-      case 1:
-        op_alloc(&s, false);
-        break;
-      case 2:
-        op_alloc(&s, true);
-        break;
-      case 3:
-      case 4:
-        if (s.nlive)
-          last_freed = s.live[s.nlive - 1].p;
-        op_free(&s);
-        if (last_freed && is_live(&s, last_freed))
-          last_freed = NULL;
-        break;
-      case 5:
-        op_realloc(&s);
-        break;
-      case 6:
-        op_realloc_null(&s);
-        break;
-      case 7:
-        op_bad_pointer(&s);
-        break;
-      case 8:
-        op_handles(&s);
-        break;
-      default:
-        if (op & 0x80)
-          op_reconnect(&s);
-        else
-          op_stats(&s);
-        break;
-      }
+    run_op(&s, u8(&s));
     if (s.stop)
       break;
     errno = 0;
@@ -620,26 +656,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       FUZZ_ASSERT(s.corrupted && errno == EUCLEAN);
       break;
     }
+    refresh_len(&s);
   }
 
   if (s.corrupted) {
     shmheap_destroy(NULL, heap);
-    make_heap();
+    if (growable)
+      make_grower();
+    else
+      make_fixed();
     return 0;
   }
-  /* Intact: free everything; the heap must be empty again (every free
-   * merged), so the next input starts from the same heap. */
+  /* Intact: free everything (and so every name); the heap must be empty
+   * again (every free merged), so the next input starts from the same
+   * heap. */
+  names_verify(&s, heap);
   while (s.nlive > 0) {
     verify_live(&s, &s.live[s.nlive - 1]);
+    uint64_t hdl = (uint64_t)(s.live[s.nlive - 1].p - base());
     errno = 0;
     shmheap_free(heap, s.live[s.nlive - 1].p);
     FUZZ_ASSERT(errno == 0);
     s.nlive--;
+    names_forget(&s, hdl);
   }
   struct shmheap_stats st;
   FUZZ_ASSERT(shmheap_check(heap) == 0);
   FUZZ_ASSERT(shmheap_stats(heap, &st) == 0);
+  FUZZ_ASSERT(st.names == 0 && s.nnames == 0);
   FUZZ_ASSERT(st.used_blocks == 0 && st.free_blocks == 1);
-  FUZZ_ASSERT(st.largest_free == HEAP_LEN - SHMHEAP_OVERHEAD);
+  FUZZ_ASSERT(st.size == heap_len);
+  FUZZ_ASSERT(st.largest_free == heap_len - SHMHEAP_OVERHEAD);
+  if (growable && heap_len != GROW_LEN) { /* grown: start the next afresh */
+    shmheap_destroy(NULL, grower);
+    make_grower();
+  }
   return 0;
 }
