@@ -1,18 +1,12 @@
 /* /oracle/...: the library's placement checked against a simple, obviously
- * correct model. The oracle keeps every block of the heap in an address
- * ordered array and implements the placement rule literally, by linear scan:
- *
- *   carve(sz) = max(48, round_up(sz + 8, 16)); a free block of size S fits
- *   sz when S - 8 >= sz; alloc takes the lowest-addressed fitting block and
- *   carves the request from its head when S - carve >= 48, else hands it out
- *   whole; free merges with free neighbours; realloc stays in place when it
- *   fits (splitting off a tail >= 48), else grows into a free next block when
- *   S + Snext - 8 >= sz (splitting when the rest is >= 48), else allocates
- *   (old block still held), copies and frees.
- *
- * Long random traces (fixed seeds) then assert that the library returns the
- * oracle's offset for every allocation, fails exactly when the oracle does,
- * and that its walk shows the oracle's blocks.
+ * correct model (oracle-model.c: first fit by linear scan, growth by the
+ * documented policy, the blocks names take). Long random traces (fixed
+ * seeds) assert that the library returns the oracle's offset for every
+ * allocation, fails exactly when the oracle does, and that its walk shows
+ * the oracle's blocks; on growable heaps every growth step lands where the
+ * model says, up to max_len; with names, every publish, unpublish, lookup,
+ * lookup_or_alloc and free of a named object answers as the model's name
+ * map says, and the names' own blocks sit where the model put them.
  */
 #include "testutil.h"
 
@@ -20,156 +14,7 @@
 #include <stdlib.h>
 
 #include "layout.h"
-
-/* ------------------------------------------------------------------------ */
-/* The oracle                                                                */
-
-struct oblk {
-  uint64_t off;
-  uint64_t size;
-  int used;
-};
-
-struct oracle {
-  uint64_t len;
-  struct oblk *b;
-  size_t n, cap;
-};
-
-static void oracle_init(struct oracle *o, uint64_t len) {
-  o->len = len;
-  o->cap = 64;
-  o->b = g_new(struct oblk, o->cap);
-  o->n = 1;
-  o->b[0] = (struct oblk){SHH_FIRST, len - SHH_FIRST, 0};
-}
-
-static void oracle_fini(struct oracle *o) {
-  g_free(o->b);
-}
-
-static void oracle_insert(struct oracle *o, size_t i, struct oblk blk) {
-  if (o->n == o->cap) {
-    o->cap *= 2;
-    o->b = g_renew(struct oblk, o->b, o->cap);
-  }
-  memmove(&o->b[i + 1], &o->b[i], (o->n - i) * sizeof *o->b);
-  o->b[i] = blk;
-  o->n++;
-}
-
-static void oracle_remove(struct oracle *o, size_t i) {
-  memmove(&o->b[i], &o->b[i + 1], (o->n - i - 1) * sizeof *o->b);
-  o->n--;
-}
-
-/* The index of the block at OFF; asserts there is one. */
-static size_t oracle_find(const struct oracle *o, uint64_t off) {
-  size_t lo = 0, hi = o->n;
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (o->b[mid].off < off)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  g_assert_cmpuint(lo, <, o->n);
-  g_assert_cmpuint(o->b[lo].off, ==, off);
-  return lo;
-}
-
-/* carve(sz), or 0 when sz is larger than any heap could hold. */
-static uint64_t carve_of(uint64_t sz) {
-  if (sz > ((uint64_t)1 << 50))
-    return 0;
-  uint64_t c = (sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
-  return c < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : c;
-}
-
-/* Returns the new block's offset, or 0 when nothing fits. */
-static uint64_t oracle_alloc(struct oracle *o, uint64_t sz) {
-  uint64_t carve = carve_of(sz);
-  if (carve == 0)
-    return 0;
-  for (size_t i = 0; i < o->n; i++) {
-    struct oblk *b = &o->b[i];
-    if (b->used || b->size - SHH_TAG < sz)
-      continue;
-    if ((int64_t)b->size - (int64_t)carve >= SHH_MIN_BLOCK) {
-      struct oblk rest = {b->off + carve, b->size - carve, 0};
-      b->size = carve;
-      b->used = 1;
-      uint64_t off = b->off;
-      oracle_insert(o, i + 1, rest);
-      return off;
-    }
-    b->used = 1;
-    return b->off;
-  }
-  return 0;
-}
-
-/* Frees the free block at index I into its free neighbours. */
-static void oracle_merge(struct oracle *o, size_t i) {
-  if (i + 1 < o->n && !o->b[i + 1].used) {
-    o->b[i].size += o->b[i + 1].size;
-    oracle_remove(o, i + 1);
-  }
-  if (i > 0 && !o->b[i - 1].used) {
-    o->b[i - 1].size += o->b[i].size;
-    oracle_remove(o, i);
-  }
-}
-
-static void oracle_free(struct oracle *o, uint64_t off) {
-  size_t i = oracle_find(o, off);
-  g_assert_true(o->b[i].used);
-  o->b[i].used = 0;
-  oracle_merge(o, i);
-}
-
-/* Returns the block's offset after realloc, or 0 on failure (unchanged). */
-static uint64_t oracle_realloc(struct oracle *o, uint64_t off, uint64_t sz) {
-  size_t i = oracle_find(o, off);
-  g_assert_true(o->b[i].used);
-  uint64_t carve = carve_of(sz);
-  if (carve == 0)
-    return 0;
-  uint64_t s = o->b[i].size;
-  if (s - SHH_TAG >= sz) {
-    if ((int64_t)s - (int64_t)carve >= SHH_MIN_BLOCK) {
-      o->b[i].size = carve;
-      oracle_insert(o, i + 1, (struct oblk){off + carve, s - carve, 0});
-      oracle_merge(o, i + 1);
-    }
-    return off;
-  }
-  if (i + 1 < o->n && !o->b[i + 1].used &&
-      s + o->b[i + 1].size - SHH_TAG >= sz) {
-    uint64_t total = s + o->b[i + 1].size;
-    oracle_remove(o, i + 1);
-    if ((int64_t)total - (int64_t)carve >= SHH_MIN_BLOCK) {
-      o->b[i].size = carve;
-      oracle_insert(o, i + 1, (struct oblk){off + carve, total - carve, 0});
-    } else {
-      o->b[i].size = total;
-    }
-    return off;
-  }
-  uint64_t n = oracle_alloc(o, sz);
-  if (n == 0)
-    return 0;
-  oracle_free(o, off);
-  return n;
-}
-
-static uint64_t oracle_largest_free(const struct oracle *o) {
-  uint64_t m = 0;
-  for (size_t i = 0; i < o->n; i++)
-    if (!o->b[i].used && o->b[i].size - SHH_TAG > m)
-      m = o->b[i].size - SHH_TAG;
-  return m;
-}
+#include "oracle.h"
 
 /* ------------------------------------------------------------------------ */
 /* Comparing the library with the oracle                                     */
@@ -239,28 +84,25 @@ static void assert_same(shmheap_memory_handle mem, const struct oracle *o) {
   g_assert_cmpuint(st.free_blocks, ==, nf);
   g_assert_cmpuint(st.largest_free, ==, oracle_largest_free(o));
   g_assert_cmpuint(st.used_bytes + st.free_bytes + SHH_HEADER_SIZE, ==, o->len);
+  g_assert_cmpuint(st.size, ==, o->len);
+  g_assert_cmpuint(st.max_size, ==, o->max_len);
+  g_assert_cmpuint(st.names, ==, o->names);
 }
 
 /* ------------------------------------------------------------------------ */
 /* Traces                                                                    */
 
-struct obj {
-  char *p;
-  uint64_t block; /* offset of the block's tag */
-  size_t n;       /* bytes asked for */
-};
-
 /* A few bytes at each end of an object carry its pattern, so a realloc that
  * loses contents or a block that overlaps another is seen, without paying
  * for filling half a heap. */
-static void mark(const struct obj *x, uint64_t seed) {
+void mark(const struct obj *x, uint64_t seed) {
   size_t k = x->n < 32 ? x->n : 32;
   th_fill(x->p, k, seed, x->block);
   if (x->n > 64)
     th_fill(x->p + x->n - 32, 32, seed ^ 1, x->block);
 }
 
-static void assert_marked(const struct obj *x, size_t n, uint64_t seed) {
+void assert_marked(const struct obj *x, size_t n, uint64_t seed) {
   size_t k = n < 32 ? n : 32;
   g_assert_cmpint(th_check_fill(x->p, k, seed, x->block), ==, -1);
   if (n > 64 && n == x->n)
@@ -270,7 +112,7 @@ static void assert_marked(const struct obj *x, size_t n, uint64_t seed) {
 
 /* A request size: most small, some up to half the heap (log-uniform), a
  * few zero or just around the largest free block. */
-static size_t trace_size(uint64_t *rng, uint64_t len, const struct oracle *o) {
+size_t trace_size(uint64_t *rng, uint64_t len, const struct oracle *o) {
   uint64_t k = th_rand_below(rng, 1000);
   if (k < 10)
     return 0;
@@ -288,26 +130,6 @@ static size_t trace_size(uint64_t *rng, uint64_t len, const struct oracle *o) {
     s = len / 2;
   return s < 1 ? 1 : s;
 }
-
-struct trace_cfg {
-  uint64_t seed;
-  size_t len;
-  int ops;
-  int compare_every; /* full walk comparison every N ops */
-  int fill_drain;    /* alternate filling to failure and freeing */
-};
-
-/* One trace under way: the heap, the oracle, and the test's live objects. */
-struct trace {
-  const struct trace_cfg *cfg;
-  shmheap_memory_handle mem;
-  char *base;
-  struct oracle o;
-  GArray *live; /* struct obj */
-  uint64_t rng;
-  uint64_t n_alloc, n_fail, n_realloc, n_moved;
-  int filling;
-};
 
 /* Which operation comes next: *DO_FREE, *DO_REALLOC, or else an alloc. */
 static void trace_choose(struct trace *t, int *do_free, int *do_realloc) {
@@ -337,6 +159,7 @@ static void trace_free(struct trace *t) {
   shmheap_free(t->mem, x.p);
   oracle_free(&t->o, x.block);
   g_array_remove_index_fast(t->live, i);
+  trace_forget(t, x.block);
 }
 
 /* Reallocates a random live object; the library must answer as the oracle
@@ -346,7 +169,8 @@ static int trace_realloc(struct trace *t, int op) {
   const struct trace_cfg *cfg = t->cfg;
   guint i = (guint)th_rand_below(&t->rng, t->live->len);
   struct obj *x = &g_array_index(t->live, struct obj, i);
-  size_t n = trace_size(&t->rng, cfg->len, &t->o);
+  size_t n =
+      trace_size(&t->rng, cfg->max_len ? cfg->max_len / 4 : cfg->len, &t->o);
   assert_marked(x, x->n, cfg->seed);
   uint64_t expect = oracle_realloc(&t->o, x->block, n);
   errno = 0;
@@ -372,8 +196,10 @@ static int trace_realloc(struct trace *t, int op) {
             ", %zu) returned %" G_GUINT64_FORMAT ", oracle %" G_GUINT64_FORMAT,
             cfg->seed, op, x->block + SHH_TAG, n, (uint64_t)(q - t->base),
             expect + SHH_TAG);
-  if (expect != x->block)
+  if (expect != x->block) {
     t->n_moved++;
+    trace_forget(t, x->block);
+  }
   struct obj old = *x;
   x->p = q;
   size_t keep = n < old.n ? n : old.n;
@@ -390,7 +216,8 @@ static int trace_realloc(struct trace *t, int op) {
  * oracle does. Returns 0 when it failed as the oracle said, 1 otherwise. */
 static int trace_alloc(struct trace *t, int op) {
   const struct trace_cfg *cfg = t->cfg;
-  size_t n = trace_size(&t->rng, cfg->len, &t->o);
+  size_t n =
+      trace_size(&t->rng, cfg->max_len ? cfg->max_len / 4 : cfg->len, &t->o);
   int zeroed = th_rand_below(&t->rng, 10) == 0;
   uint64_t expect = oracle_alloc(&t->o, n);
   errno = 0;
@@ -404,6 +231,8 @@ static int trace_alloc(struct trace *t, int op) {
               cfg->seed, op, n, (uint64_t)(p - t->base));
     g_assert_cmpint(errno, ==, ENOMEM);
     t->n_fail++;
+    if (t->o.len == t->o.max_len && t->o.max_len > cfg->len)
+      t->n_fail_at_max++;
     if (cfg->fill_drain)
       t->filling = 0;
     return 0;
@@ -430,6 +259,18 @@ static int trace_alloc(struct trace *t, int op) {
   return 1;
 }
 
+/* shmheap_grow now and then, by a few pages, up to max_len. */
+static void trace_grow(struct trace *t) {
+  struct oracle *o = &t->o;
+  if (o->len == o->max_len)
+    return;
+  uint64_t n = o->len + o->page * (1 + th_rand_below(&t->rng, 8));
+  if (n > o->max_len)
+    n = o->max_len;
+  g_assert_cmpint(shmheap_grow(t->mem, n), ==, 0);
+  oracle_grow(o, n);
+}
+
 /* Frees the rest in random order: everything merges back, and the whole
  * heap can be allocated again. */
 static void trace_drain(struct trace *t) {
@@ -437,42 +278,73 @@ static void trace_drain(struct trace *t) {
     trace_free(t);
   assert_same(t->mem, &t->o);
   g_assert_cmpuint(t->o.n, ==, 1);
-  void *all = shmheap_alloc(t->mem, t->cfg->len - SHMHEAP_OVERHEAD);
+  g_assert_cmpuint(t->o.names, ==, 0);
+  void *all = shmheap_alloc(t->mem, t->o.len - SHMHEAP_OVERHEAD);
   g_assert_true(all == t->base + SHMHEAP_OVERHEAD);
   shmheap_free(t->mem, all);
 }
 
-static void run_trace(const struct trace_cfg *cfg) {
+/* What traces did, summed over a case's seeds. */
+struct trace_sum {
+  uint64_t grows, fails_at_max, names_ops;
+};
+
+static void run_trace(const struct trace_cfg *cfg, struct trace_sum *sum) {
   char name[96];
   th_shm_name(name, sizeof name, "oracle");
   struct trace t = {.cfg = cfg, .rng = cfg->seed, .filling = 1};
-  t.mem = shmheap_create(name, cfg->len);
+  t.mem = cfg->max_len
+              ? shmheap_create_growable(name, cfg->len, cfg->max_len, 0600)
+              : shmheap_create(name, cfg->len);
   g_assert_nonnull(t.mem);
   t.base = shmheap_underlying(t.mem);
-  oracle_init(&t.o, cfg->len);
+  oracle_init(&t.o, cfg->len, cfg->max_len);
   t.live = g_array_new(FALSE, FALSE, sizeof(struct obj));
+  trace_names_init(&t);
 
   for (int op = 0; op < cfg->ops; op++) {
     int do_free, do_realloc, compare = 1;
-    trace_choose(&t, &do_free, &do_realloc);
-    if (do_free)
-      trace_free(&t);
-    else if (do_realloc)
-      compare = trace_realloc(&t, op);
-    else
-      compare = trace_alloc(&t, op);
+    uint64_t grows = t.o.grows;
+    uint64_t k = cfg->names || cfg->max_len ? th_rand_below(&t.rng, 100) : 99;
+    if (cfg->names && k < 15) {
+      trace_names_op(&t, op);
+    } else if (cfg->max_len && k >= 97) {
+      trace_grow(&t);
+    } else {
+      trace_choose(&t, &do_free, &do_realloc);
+      if (do_free)
+        trace_free(&t);
+      else if (do_realloc)
+        compare = trace_realloc(&t, op);
+      else
+        compare = trace_alloc(&t, op);
+    }
+    if (t.o.grows != grows) /* growth moved nothing */
+      for (guint i = 0; i < t.live->len; i++) {
+        const struct obj *x = &g_array_index(t.live, struct obj, i);
+        assert_marked(x, x->n, cfg->seed);
+      }
     if (compare && op % cfg->compare_every == 0)
       assert_same(t.mem, &t.o);
   }
   assert_same(t.mem, &t.o);
+  if (cfg->names)
+    trace_names_check(&t);
   trace_drain(&t);
 
   if (g_test_verbose())
     g_test_message("seed %" G_GUINT64_FORMAT " len %zu: %" G_GUINT64_FORMAT
                    " allocs (%" G_GUINT64_FORMAT " ENOMEM), %" G_GUINT64_FORMAT
-                   " reallocs (%" G_GUINT64_FORMAT " moved)",
+                   " reallocs (%" G_GUINT64_FORMAT " moved), %" G_GUINT64_FORMAT
+                   " growth steps to %" G_GUINT64_FORMAT ", %" G_GUINT64_FORMAT
+                   " names ops",
                    cfg->seed, cfg->len, t.n_alloc, t.n_fail, t.n_realloc,
-                   t.n_moved);
+                   t.n_moved, t.o.grows, t.o.len, t.n_names);
+  if (sum != NULL) {
+    sum->grows += t.o.grows;
+    sum->fails_at_max += t.n_fail_at_max;
+    sum->names_ops += t.n_names;
+  }
   g_array_free(t.live, TRUE);
   oracle_fini(&t.o);
   shmheap_destroy(NULL, t.mem);
@@ -486,7 +358,7 @@ static void run_trace(const struct trace_cfg *cfg) {
  * cannot agree with a wrong library). */
 static void test_oracle_self(void) {
   struct oracle o;
-  oracle_init(&o, 4096);
+  oracle_init(&o, 4096, 0);
   g_assert_cmpuint(o.b[0].size, ==, 4096 - SHH_FIRST);
   g_assert_cmpuint(oracle_alloc(&o, 100), ==, SHH_FIRST);      /* carve 112 */
   g_assert_cmpuint(oracle_alloc(&o, 0), ==, SHH_FIRST + 112);  /* carve 48 */
@@ -518,7 +390,7 @@ static void test_oracle_self(void) {
                    SHH_FIRST + 336); /* moves */
   /* the whole heap: the last block is 8 mod 16 */
   oracle_fini(&o);
-  oracle_init(&o, 4096);
+  oracle_init(&o, 4096, 0);
   g_assert_cmpuint(oracle_alloc(&o, 4096 - SHMHEAP_OVERHEAD + 1), ==, 0);
   g_assert_cmpuint(oracle_alloc(&o, 4096 - SHMHEAP_OVERHEAD), ==, SHH_FIRST);
   g_assert_cmpuint(o.b[0].size, ==, 4096 - SHH_FIRST);
@@ -536,16 +408,17 @@ static void test_random_traces(void) {
   static const size_t lens[] = {64 << 10, 256 << 10, 1 << 20};
   g_test_message("random traces: seeds 1..%d, 5000 ops each", SEEDS);
   for (uint64_t s = 1; s <= SEEDS; s++) {
-    struct trace_cfg cfg = {s, lens[s % 3], 5000, 97, 0};
-    run_trace(&cfg);
+    struct trace_cfg cfg = {s, lens[s % 3], 5000, 97, 0, 0, 0};
+    run_trace(&cfg, NULL);
   }
 }
 
 static void test_fill_drain(void) {
   g_test_message("fill/drain traces: seeds 1001..1020, 4000 ops each");
   for (uint64_t s = 1001; s <= 1020; s++) {
-    struct trace_cfg cfg = {s, s % 2 ? 64 << 10 : 256 << 10, 4000, 211, 1};
-    run_trace(&cfg);
+    struct trace_cfg cfg = {s, s % 2 ? 64 << 10 : 256 << 10, 4000, 211, 1, 0,
+                            0};
+    run_trace(&cfg, NULL);
   }
 }
 
@@ -554,10 +427,83 @@ static void test_fill_drain(void) {
 static void test_tiny_heaps(void) {
   g_test_message("tiny heaps: seeds 2001..2300, one page, 300 ops each");
   for (uint64_t s = 2001; s <= 2300; s++) {
-    struct trace_cfg cfg = {s, (size_t)sysconf(_SC_PAGESIZE), 300, 1,
-                            (int)(s % 2)};
-    run_trace(&cfg);
+    struct trace_cfg cfg = {
+        s, (size_t)sysconf(_SC_PAGESIZE), 300, 1, (int)(s % 2), 0, 0};
+    run_trace(&cfg, NULL);
   }
+}
+
+/* The growth policy on hand-worked steps (so that a wrong model cannot
+ * agree with a wrong library): 4 KiB growing to at most 64 KiB. */
+static void test_oracle_self_grow(void) {
+  struct oracle o;
+  oracle_init(&o, 4096, 65536);
+  /* the whole first page, then 100 more bytes: the allocated last block
+   * takes 8 bytes, the new block starts at 4104 and needs 112: least is
+   * 8192, which doubling does not exceed */
+  g_assert_cmpuint(oracle_alloc(&o, 4096 - SHMHEAP_OVERHEAD), ==, SHH_FIRST);
+  g_assert_cmpuint(oracle_alloc(&o, 100), ==, 4104);
+  g_assert_cmpuint(o.len, ==, 8192);
+  g_assert_cmpuint(o.b[0].size, ==, 4096 - SHH_FIRST + 8);
+  g_assert_cmpuint(o.n, ==, 3);
+  g_assert_cmpuint(o.b[2].off, ==, 4104 + 112);
+  g_assert_cmpuint(o.b[2].size, ==, 8192 - 4104 - 112);
+  /* 5000 bytes fit no block: the free last block (at 4216) needs 5008:
+   * least 12288 < doubled 16384, so 16384; it merges with the new space */
+  g_assert_cmpuint(oracle_alloc(&o, 5000), ==, 4216);
+  g_assert_cmpuint(o.len, ==, 16384);
+  g_assert_cmpuint(o.grows, ==, 2);
+  g_assert_cmpuint(o.b[3].off, ==, 4216 + 5008);
+  g_assert_cmpuint(o.b[3].size, ==, 16384 - 4216 - 5008);
+  /* 40000 bytes (carve 40016): least rounds 9224 + 40008 up to 53248,
+   * above doubled 32768: grows to least */
+  g_assert_cmpuint(oracle_alloc(&o, 40000), ==, 9224);
+  g_assert_cmpuint(o.len, ==, 53248);
+  g_assert_cmpuint(o.b[4].off, ==, 49240);
+  /* 16384 more would need the free last block to reach 49240 + 16392 =
+   * 65632 > max_len: refused, nothing changes; 16000 needs 65248: the
+   * heap grows to max_len (doubling would pass it) */
+  g_assert_cmpuint(oracle_alloc(&o, 16384), ==, 0);
+  g_assert_cmpuint(o.len, ==, 53248);
+  g_assert_cmpuint(oracle_alloc(&o, 16000), ==, 49240);
+  g_assert_cmpuint(o.len, ==, 65536);
+  g_assert_cmpuint(oracle_alloc(&o, 300), ==, 0); /* 280 bytes left */
+  oracle_fini(&o);
+}
+
+/* Growable heaps from one page: every growth step, and ENOMEM once
+ * max_len is reached, as the model says. */
+static void test_grow_traces(void) {
+  g_test_message("growth traces: seeds 3001..3024, one page up to 1-4 MiB, "
+                 "2500 ops each");
+  struct trace_sum sum = {0, 0, 0};
+  for (uint64_t s = 3001; s <= 3024; s++) {
+    struct trace_cfg cfg = {
+        s, 4096, 2500, 17, (int)(s % 2), (size_t)1 << (20 + s % 3), 0};
+    run_trace(&cfg, &sum);
+  }
+  g_test_message("%" G_GUINT64_FORMAT " growth steps, %" G_GUINT64_FORMAT
+                 " ENOMEM at max_len",
+                 sum.grows, sum.fails_at_max);
+  g_assert_cmpuint(sum.grows, >=, 24 * 6);
+  g_assert_cmpuint(sum.fails_at_max, >, 0);
+}
+
+/* Names in the traces, on fixed and growable heaps. */
+static void test_names_traces(void) {
+  g_test_message("names traces: seeds 4001..4024, 3000 ops each");
+  struct trace_sum sum = {0, 0, 0};
+  for (uint64_t s = 4001; s <= 4024; s++) {
+    struct trace_cfg cfg = {s, s % 2 ? 64 << 10 : 8192, 3000,
+                            7, (int)(s % 3 == 0),       s % 2 ? 0 : 512 << 10,
+                            1};
+    run_trace(&cfg, &sum);
+  }
+  g_test_message("%" G_GUINT64_FORMAT " names ops, %" G_GUINT64_FORMAT
+                 " growth steps",
+                 sum.names_ops, sum.grows);
+  g_assert_cmpuint(sum.names_ops, >, 24 * 300);
+  g_assert_cmpuint(sum.grows, >, 0);
 }
 
 int main(int argc, char **argv) {
@@ -566,5 +512,8 @@ int main(int argc, char **argv) {
   th_add_func("/oracle/random-traces", test_random_traces);
   th_add_func("/oracle/fill-drain", test_fill_drain);
   th_add_func("/oracle/tiny-heaps", test_tiny_heaps);
+  th_add_func("/oracle/self-grow", test_oracle_self_grow);
+  th_add_func("/oracle/grow-traces", test_grow_traces);
+  th_add_func("/oracle/names-traces", test_names_traces);
   return g_test_run();
 }
