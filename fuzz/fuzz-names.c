@@ -155,6 +155,8 @@ void op_publish(struct state *s) {
     hdl = hdl_of(s->live[c % s->nlive].p) + 1 + u8(s) % 32;
   else if (c % 4 == 1)
     hdl = SHMHEAP_NULL_HANDLE;
+  else if (c % 8 == 2) /* the directory's own block, if there is one */
+    memcpy(&hdl, base() + SHH_HDR_NAMES, sizeof hdl);
   else
     hdl = uN(s, 3) % (heap_max + 64);
   /* a random handle may hit a live object's start (then it is valid) or

@@ -312,7 +312,9 @@ static void op_bad_pointer(struct state *s) {
     p = last_freed;
   if (p == NULL || is_live(s, p))
     return;
-  /* the start of a block the names hold: the caller's to leave alone */
+  /* the start of a block the names hold (directory, entry): free takes
+   * it like any live block and the names then fail the check, so the
+   * target leaves those alone */
   if (!s->corrupted && shmheap_usable_size(heap, p) != 0)
     return;
   struct shmheap_stats before, after;
