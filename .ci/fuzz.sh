@@ -71,8 +71,9 @@ echo "fuzz: running for $SECS s: fuzz-ops ${args[*]} $CORPUS"
 pid=$!
 wait "$pid"
 rc=$?
-# The target names its heap after its pid; a crash leaves the name behind.
-rm -f "/dev/shm/shmheap-fuzz-$pid" "/dev/shm/shmheap-fuzz-$pid-b"
+# The target names its heaps after its pid; a crash leaves the names behind.
+rm -f "/dev/shm/shmheap-fuzz-$pid" "/dev/shm/shmheap-fuzz-$pid-b" \
+  "/dev/shm/shmheap-fuzz-$pid-g"
 
 grep -m1 -E '^INFO: Seed:' "$LOG"
 execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -n1)

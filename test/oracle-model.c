@@ -127,8 +127,8 @@ static int grow_for(struct oracle *o, uint64_t sz) {
   if (sz > o->max_len || o->len >= o->max_len)
     return 0;
   /* the payload of a block of size S holds sz when S - 8 >= sz, and a
-   * block's size is a multiple of 8, at least 48 */
-  uint64_t need = (sz + SHH_TAG + 7) & ~(uint64_t)7;
+   * block's size is a multiple of 8 (SHH_TAG), at least 48 */
+  uint64_t need = (sz + 2 * SHH_TAG - 1) / SHH_TAG * SHH_TAG;
   if (need < SHH_MIN_BLOCK)
     need = SHH_MIN_BLOCK;
   const struct oblk *last = &o->b[o->n - 1];
