@@ -431,13 +431,22 @@ static int alloc_op(struct shmheap *h, void *arg) {
   return alloc_locked(h, c->sz, &c->out);
 }
 
+/* A caller's pointer to one of the names directory's own blocks. */
+static int internal(const struct shmheap *h, const void *ptr) {
+  return shh_names_internal(h,
+                            (uint64_t)((const unsigned char *)ptr - h->base));
+}
+
 static int realloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
+  if (internal(h, c->ptr))
+    return EINVAL;
   return realloc_locked(h, c->ptr, c->sz, &c->out);
 }
 
 static int free_op(struct shmheap *h, void *arg) {
-  return free_locked(h, ((struct call *)arg)->ptr);
+  struct call *c = arg;
+  return internal(h, c->ptr) ? EINVAL : free_locked(h, c->ptr);
 }
 
 static int usable_op(struct shmheap *h, void *arg) {

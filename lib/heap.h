@@ -25,4 +25,9 @@ int shh_free_locked(struct shmheap *h, void *ptr);
  * NAMED flag, so the free can go on. 0, or EUCLEAN. */
 int shh_names_drop(struct shmheap *h, uint64_t hdl);
 
+/* Whether HDL is one of the names directory's own blocks (the directory or
+ * an entry), which a caller must not free or resize: they are the
+ * library's, though shmheap_walk shows them as used blocks. */
+int shh_names_internal(const struct shmheap *h, uint64_t hdl);
+
 #endif

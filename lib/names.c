@@ -251,6 +251,14 @@ static int drop_dir_if_empty(struct shmheap *h, const struct dir *dr) {
   return err;
 }
 
+int shh_names_internal(const struct shmheap *h, uint64_t hdl) {
+  uint64_t d = __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED);
+  struct entry en;
+  if (d == 0)
+    return 0; /* no names, no such blocks: the common case costs one load */
+  return (d & ~(uint64_t)SHH_NAMES_TRANSIENT) == hdl || entry_at(h, hdl, &en);
+}
+
 int shh_names_drop(struct shmheap *h, uint64_t hdl) {
   struct dir dr;
   struct entry en, same;

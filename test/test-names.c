@@ -223,6 +223,47 @@ static void test_free_drops(void) {
 
 /* Thousands of names on a growable heap; half unpublished, some objects
  * freed; every lookup right after. */
+/* The directory's own blocks show in shmheap_walk as used blocks, but they
+ * are the library's: free and realloc refuse them (EINVAL), and the heap
+ * and every name stay whole. */
+static int collect_used(const struct shmheap_block *b, void *arg) {
+  GArray *a = arg;
+  if (b->used)
+    g_array_append_val(a, b->handle);
+  return 0;
+}
+
+static void test_internal_blocks(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 64 * KIB);
+  void *p = shmheap_alloc(hp.mem, 100);
+  g_assert_nonnull(p);
+  shmheap_object_handle hdl = shmheap_ptr_to_handle(hp.mem, p);
+  g_assert_cmpint(shmheap_publish(hp.mem, "k", hdl), ==, 0);
+  GArray *used = g_array_new(FALSE, FALSE, sizeof(shmheap_object_handle));
+  g_assert_cmpint(shmheap_walk(hp.mem, collect_used, used), ==, 0);
+  g_assert_cmpuint(used->len, ==, 3); /* the object, the directory, the entry */
+  unsigned refused = 0;
+  for (guint i = 0; i < used->len; i++) {
+    shmheap_object_handle u = g_array_index(used, shmheap_object_handle, i);
+    if (u == hdl)
+      continue;
+    void *q = shmheap_handle_to_ptr(hp.mem, u);
+    errno = 0;
+    shmheap_free(hp.mem, q);
+    g_assert_cmpint(errno, ==, EINVAL);
+    errno = 0;
+    g_assert_null(shmheap_realloc(hp.mem, q, 4000));
+    g_assert_cmpint(errno, ==, EINVAL);
+    refused++;
+  }
+  g_assert_cmpuint(refused, ==, 2);
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(hp.mem, "k"), ==, hdl);
+  g_array_free(used, TRUE);
+  heap_close(&hp);
+}
+
 static void test_many(void) {
   char name[96];
   th_shm_name(name, sizeof name, "names");
@@ -496,6 +537,7 @@ int main(int argc, char **argv) {
   unsetenv("SHMHEAP_CRASH_AT");
   th_add_func("/names/basic", test_basic);
   th_add_func("/names/free-drops", test_free_drops);
+  th_add_func("/names/internal-blocks", test_internal_blocks);
   th_add_func("/names/many", test_many);
   th_add_func("/names/procs", test_procs);
   th_add_func("/names/race", test_race);
