@@ -1,6 +1,8 @@
 /* check.c: looking inside a heap: the integrity check, the figures, and the
  * public block walk. All of them scan the tags under the lock, O(n) in
  * blocks; they only read. */
+#include <string.h>
+
 #include "block.h"
 #include "directory.h"
 #include "index.h"
@@ -12,8 +14,19 @@ struct tally {
   int (*fn)(const struct shmheap_block *, void *);
   void *arg;
   int fn_result;
-  uint64_t named; /* blocks flagged NAMED (directory.c checks them) */
+  uint64_t named;   /* blocks flagged NAMED (directory.c checks them) */
+  uint64_t bad_off; /* where the first inconsistency is, */
+  const char *bad;  /* and what it is (NULL: none found) */
 };
+
+/* Records the first inconsistency for shmheap_check_detail. */
+static int damage(struct tally *t, uint64_t off, const char *what) {
+  if (t->bad == NULL) {
+    t->bad_off = off;
+    t->bad = what;
+  }
+  return EUCLEAN;
+}
 
 /* Scans every tag in address order, checking what the scan itself relies
  * on and, if T->strict, every boundary-tag invariant. Returns 0, EUCLEAN
@@ -24,15 +37,17 @@ static int scan_tags(const struct shmheap *h, struct tally *t) {
   while (off < h->len) {
     uint64_t tag = shh_ld(h, off), size = shh_tag_size(tag);
     if (!shh_tag_valid(h, off, tag))
-      return EUCLEAN;
+      return damage(t, off, "the tag's check bits or size do not verify");
     int used = shh_tag_used(tag);
     if (t->strict) {
-      if (shh_tag_prev_free(tag) != prev_free || (prev_free && !used))
-        return EUCLEAN; /* a stale flag, or two free blocks side by side */
+      if (shh_tag_prev_free(tag) != prev_free)
+        return damage(t, off, "the tag's PREV_FREE flag is stale");
+      if (prev_free && !used)
+        return damage(t, off, "two free blocks side by side");
       if (!used && shh_footer(h, off, size) != tag)
-        return EUCLEAN; /* footer and tag disagree */
+        return damage(t, off, "a free block's footer disagrees with its tag");
       if (!used && (tag & SHH_F_NAMED))
-        return EUCLEAN; /* only a live block can have a name */
+        return damage(t, off, "a free block is flagged as named");
     }
     if (used && (tag & SHH_F_NAMED))
       t->named++;
@@ -57,7 +72,7 @@ static int scan_tags(const struct shmheap *h, struct tally *t) {
     prev_free = !used;
     off += size;
   }
-  return off == h->len ? 0 : EUCLEAN;
+  return off == h->len ? 0 : damage(t, off, "the blocks overrun the heap");
 }
 
 /* The body of every call here, under the lock: the scan and, if strict,
@@ -71,10 +86,12 @@ static int scan_op(struct shmheap *h, void *arg) {
     uint64_t largest = t->st.free_blocks ? t->st.largest_free + SHH_TAG : 0;
     if (shh_index_check(h, t->st.free_blocks) != 0 ||
         shh_index_largest(h) != largest)
-      err = EUCLEAN;
+      err =
+          damage(t, shh_hdr(h)->root, "the free index disagrees with the tags");
     /* every name leads to a live NAMED block, every NAMED block has one */
     if (err == 0 && shh_names_check(h, t->named) != 0)
-      err = EUCLEAN;
+      err = damage(t, shh_hdr(h)->names,
+                   "the names directory disagrees with the blocks");
   }
   if (err == 0) {
     /* read under the lock: a growable heap's length changes */
@@ -92,8 +109,19 @@ SHH_EXPORT int shmheap_check(shmheap_memory_handle mem) {
 
 SHH_EXPORT int shmheap_check_detail(shmheap_memory_handle mem,
                                     struct shmheap_damage *out) {
-  (void)out; /* the first bad offset is not reported yet */
-  return shmheap_check(mem);
+  struct tally t = {.strict = 1};
+  int rc = shh_locked(mem, scan_op, &t);
+  if (rc != 0 && errno == EUCLEAN && out != NULL) {
+    /* no scan finding: the lock refused, as the heap is marked broken */
+    const char *what = t.bad ? t.bad : "the heap is marked broken";
+    out->offset = t.bad ? t.bad_off : 0;
+    size_t n = strlen(what);
+    if (n >= sizeof out->what)
+      n = sizeof out->what - 1;
+    memcpy(out->what, what, n);
+    out->what[n] = '\0';
+  }
+  return rc;
 }
 
 SHH_EXPORT int shmheap_stats(shmheap_memory_handle mem,

@@ -362,6 +362,32 @@ static void test_grow_half_done(void) {
   heap_close(&s.h);
 }
 
+/* shmheap_check_detail names the first damaged block and what is wrong
+ * there, and leaves OUT alone on a whole heap. */
+static void test_check_detail(void) {
+  struct heap h;
+  th_heap_open(&h, "harden", 64u << 10);
+  void *a = shmheap_alloc(h.mem, 100), *b = shmheap_alloc(h.mem, 100);
+  g_assert_nonnull(a);
+  g_assert_nonnull(b);
+  struct shmheap_damage d = {12345, "untouched"};
+  g_assert_cmpint(shmheap_check_detail(h.mem, &d), ==, 0);
+  g_assert_cmpuint(d.offset, ==, 12345);
+  g_assert_cmpstr(d.what, ==, "untouched");
+  uint64_t boff = shmheap_ptr_to_handle(h.mem, b) - SHH_TAG;
+  uint64_t *tag = (uint64_t *)(void *)((char *)h.base + boff);
+  *tag ^= (uint64_t)1 << 60; /* a check bit */
+  errno = 0;
+  g_assert_cmpint(shmheap_check_detail(h.mem, &d), ==, -1);
+  g_assert_cmpint(errno, ==, EUCLEAN);
+  g_assert_cmpuint(d.offset, ==, boff);
+  g_assert_nonnull(strstr(d.what, "check bits"));
+  g_assert_cmpint(shmheap_check_detail(h.mem, NULL), ==, -1);
+  *tag ^= (uint64_t)1 << 60;
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  heap_close(&h);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_data_func("/harden/flipped-tag/alloc", GINT_TO_POINTER(FLIP_ALLOC),
@@ -377,5 +403,6 @@ int main(int argc, char **argv) {
   g_test_add_func("/harden/no-half-done/free", test_free_half_done);
   g_test_add_func("/harden/no-half-done/shrink", test_shrink_half_done);
   g_test_add_func("/harden/no-half-done/grow", test_grow_half_done);
+  g_test_add_func("/harden/check-detail", test_check_detail);
   return g_test_run();
 }
