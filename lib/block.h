@@ -55,14 +55,16 @@ enum {
  * become visible in program order). */
 #define shh_order() atomic_signal_fence(memory_order_seq_cst)
 
+/* The check bits: one multiply-shift hash, keyed, of the offset and the
+ * low 48 bits; its top 16 bits. It runs on every tag and on every index
+ * node a walk passes, so it is kept to two multiplies. A wrong tag passes
+ * with probability about 2^-16; a single flipped bit of the low 48 always
+ * fails: it moves the product by K2 << i, whose top 16 bits are never all
+ * zeros or all ones for this K2, so they cannot come back unchanged. */
 static inline uint64_t shh_check_bits(uint64_t key, uint64_t off,
                                       uint64_t low) {
-  uint64_t x = (low ^ (off << 17) ^ (off >> 3)) + key;
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
+  uint64_t x =
+      ((low ^ off * 0x9e3779b97f4a7c15ull) + key) * 0xbf58476d1ce4e5b9ull;
   return x & 0xffff000000000000ull;
 }
 
