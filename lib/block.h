@@ -13,8 +13,10 @@
  *
  * A free block also holds, right after its tag, its node in the free index
  * (left, right, and the largest size in each subtree, with the AVL balance
- * in the spare low bits) and, in its last SHH_FOOTER bytes, a footer
- * that repeats its tag so the next block can find its start. An allocated
+ * in the spare low bits; the top, the free block that ends the heap, is
+ * left out of the index and its node words are unused) and, in its last
+ * SHH_FOOTER bytes, a footer that repeats its tag so the next block can
+ * find its start. An allocated
  * block carries nothing but its tag: 8 bytes of overhead.
  *
  * The check bits let free() refuse a pointer whose "tag" is user data (an
@@ -155,6 +157,23 @@ static inline uint64_t shh_footer(const struct shmheap *h, uint64_t off,
 static inline void shh_put_footer(const struct shmheap *h, uint64_t off,
                                   uint64_t size, uint64_t tag) {
   shh_st(h, off + size - SHH_FOOTER, tag);
+}
+
+/* The top: the free block that ends the heap, or 0 when the last block is
+ * used (or its tag or footer does not verify; then nothing treats it as
+ * free). The free index leaves the top out, so a carve from the heap's
+ * end and a free next to it touch no index node: it is found in O(1) from
+ * its footer, the heap's last word. It is first fit's answer only when
+ * no indexed block fits, as it lies above them all. What this returns has
+ * a tag that verifies as free, ends at len and is repeated by the footer,
+ * so a caller may rewrite both (growth extends it). */
+static inline uint64_t shh_top(const struct shmheap *h) {
+  uint64_t f = shh_ld(h, h->len - SHH_FOOTER), size = shh_tag_size(f);
+  uint64_t off = h->len - size;
+  if (shh_tag_used(f) || size < SHH_MIN_BLOCK || size > h->len - SHH_FIRST ||
+      !shh_phase_ok(off) || shh_ld(h, off) != f)
+    return 0;
+  return shh_tag_ok(h, off, f) ? off : 0;
 }
 
 #endif

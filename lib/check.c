@@ -17,6 +17,8 @@ struct tally {
   uint64_t named;   /* blocks flagged NAMED (directory.c checks them) */
   uint64_t bad_off; /* where the first inconsistency is, */
   const char *bad;  /* and what it is (NULL: none found) */
+  /* the free blocks the index must hold: all but the top */
+  uint64_t indexed, indexed_largest; /* their number, the largest's size */
 };
 
 /* Records the first inconsistency for shmheap_check_detail. */
@@ -59,6 +61,11 @@ static int scan_tags(const struct shmheap *h, struct tally *t) {
       t->st.free_bytes += size;
       if (size - SHH_TAG > t->st.largest_free)
         t->st.largest_free = size - SHH_TAG;
+      if (off + size != h->len) {
+        t->indexed++;
+        if (size > t->indexed_largest)
+          t->indexed_largest = size;
+      }
     }
     if (t->fn != NULL) {
       struct shmheap_block blk = {off, size, used, 0, 0, 0};
@@ -81,11 +88,10 @@ static int scan_op(struct shmheap *h, void *arg) {
   struct tally *t = arg;
   int err = scan_tags(h, t);
   if (err == 0 && t->strict) {
-    /* the index must list exactly the free blocks, and its root's maximum
-     * is the largest of them */
-    uint64_t largest = t->st.free_blocks ? t->st.largest_free + SHH_TAG : 0;
-    if (shh_index_check(h, t->st.free_blocks) != 0 ||
-        shh_index_largest(h) != largest)
+    /* the index must list exactly the free blocks but the top, and its
+     * root's maximum is the largest of them */
+    if (shh_index_check(h, t->indexed) != 0 ||
+        shh_index_largest(h) != t->indexed_largest)
       err =
           damage(t, shh_hdr(h)->root, "the free index disagrees with the tags");
     /* every name leads to a live NAMED block, every NAMED block has one */

@@ -13,7 +13,9 @@
  *   3. commit: one untorn store of the header's len;
  *   4. give the old last block its 8 bytes (one store of its tag; a free
  *      last block takes all of G at once, merging);
- *   5. the index: G inserted, or the merged block's maxima fixed.
+ *   5. nothing in the index: the free block that now ends the heap (G, or
+ *      the old last block grown over it) is the top, which the index leaves
+ *      out (block.h).
  * A kill before 3 leaves the heap as it was (the object may be larger than
  * len: harmless). A kill between 3 and 4 leaves a walk that stops 8 bytes
  * short of G's tag: recovery recognises exactly that (extent.h) and
@@ -29,36 +31,35 @@
 #include "index.h"
 #include "lock.h"
 
-/* The heap's last block: its offset, tag and size, and whether it is free.
- * PATH is the index's path toward len: it ends at the rightmost free block,
- * selected when that is the last block (it grows), else at the empty link
- * where the new free block hangs. */
+/* The heap's last block: its offset, tag and size, and whether it is free. */
 struct last {
   uint64_t off, tag, size;
   int free;
-  struct shh_path path;
 };
 
-/* Finds the last block: the rightmost free block if it ends the heap, else
- * the allocated block that does, walked to from the end of the rightmost
- * free block (or from the first block when none is free). Every tag on the
- * way is verified. 0 or EUCLEAN. */
+/* Finds the last block: the top (block.h) if the last block is free, else
+ * the allocated block that ends the heap, walked to from the end of the
+ * rightmost indexed free block (or from the first block when none is).
+ * Every tag on the way is verified. 0 or EUCLEAN. */
 static int find_last(const struct shmheap *h, struct last *lb) {
-  if (shh_index_descend(h, h->len, &lb->path) != 0)
+  uint64_t top = shh_top(h);
+  lb->free = 0;
+  if (top != 0) {
+    lb->off = top, lb->tag = shh_ld(h, top), lb->size = h->len - top;
+    lb->free = 1;
+    return 0;
+  }
+  struct shh_path path;
+  if (shh_index_descend(h, h->len, &path) != 0)
     return EUCLEAN;
   uint64_t off = SHH_FIRST;
-  lb->free = 0;
-  if (lb->path.depth > 0) {
-    /* every node lies below len: the descent ends at the rightmost one */
-    uint64_t f = lb->path.node[lb->path.depth - 1];
-    uint64_t tag = shh_ld(h, f), size = shh_tag_size(tag);
+  if (path.depth > 0) {
+    /* every node ends below len: the descent ends at the rightmost one */
+    uint64_t f = path.node[path.depth - 1];
+    uint64_t tag = shh_ld(h, f);
     if (!shh_tag_valid(h, f, tag) || shh_tag_used(tag))
       return EUCLEAN;
-    if (f + size == h->len) {
-      lb->off = f, lb->tag = tag, lb->size = size, lb->free = 1;
-      return shh_index_select(&lb->path, f);
-    }
-    off = f + size;
+    off = f + shh_tag_size(tag);
   }
   while (off < h->len) {
     uint64_t tag = shh_ld(h, off), size = shh_tag_size(tag);
@@ -82,7 +83,7 @@ static int reserve(int fd, uint64_t from, uint64_t to) {
 }
 
 /* Grows the heap to N bytes (a page multiple, len < N <= map_len), whose
- * last block LB find_last found and verified, with the index path. 0, or
+ * last block LB find_last found and verified. 0, or
  * ENOSPC with nothing changed: once the pages are reserved nothing fails. */
 static int extend(struct shmheap *h, struct last *lb, uint64_t n) {
   uint64_t old = h->len, g = old + SHH_BLOCK_PHASE, gsize = n - g;
@@ -107,13 +108,11 @@ static int extend(struct shmheap *h, struct last *lb, uint64_t n) {
     SHH_CRASH_POINT(h);
     shh_st(h, g, 0);
     SHH_CRASH_POINT(h);
-    shh_index_resized(h, &lb->path);
     return 0;
   }
   shh_commit(h, lb->off,
              shh_tag_make(h, lb->off, lb->size + SHH_BLOCK_PHASE, flags));
   SHH_CRASH_POINT(h);
-  shh_index_add(h, &lb->path, g);
   return 0;
 }
 

@@ -169,6 +169,15 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
   shh_st(h, b->off, shh_tag_make(h, b->off, b->size, flags));
 }
 
+/* The top has no index node, so nothing overwrites the start of what was
+ * a payload when a block becomes the top's start, as a node's first link
+ * does for every other free block. This store does: whatever the library
+ * kept there (a names entry's check word) is not read back from a block
+ * handed out again. Written before the commit, inside the new top. */
+static void clear_top_word(const struct shmheap *h, uint64_t top) {
+  shh_st(h, top + SHH_N_LEFT, 0);
+}
+
 /* Splits or merges around the free block FROM, the node PATH is about: the
  * free block [TO, TO + SIZE) takes over FROM's node, and the store of TAG at
  * AT switches the walk to it. TO lies where the tags can be written before
@@ -176,11 +185,16 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
  * (then the commit is TO's tag). FROM's tag, if the new layout swallows it,
  * is zeroed after. Four operations end this way: a split by alloc or by
  * grow-in-place, a shrink that merges its tail with the next free block,
- * and a free that merges with the next free block only. */
+ * and a free that merges with the next free block only. PATH is NULL when
+ * FROM and the new block are the top (block.h), which the index leaves
+ * out: then no index node is touched. */
 static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
                       uint64_t to, uint64_t size, uint64_t at, uint64_t tag) {
   uint64_t free_tag = shh_tag_make(h, to, size, 0);
-  shh_index_moved(h, path, to);
+  if (path != NULL)
+    shh_index_moved(h, path, to);
+  else
+    clear_top_word(h, to);
   if (to != at)
     shh_st(h, to, free_tag);
   shh_put_footer(h, to, size, free_tag);
@@ -188,12 +202,19 @@ static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   if (from != at)
     shh_st(h, from, 0);
   SHH_CRASH_POINT(h);
-  shh_index_resized(h, path);
+  if (path != NULL)
+    shh_index_resized(h, path);
+}
+
+/* Whether the verified free block B is the top, which the index leaves out. */
+static int is_top(const struct shmheap *h, const struct blk *b) {
+  return b->off + b->size == h->len;
 }
 
 /* Takes the whole free block FROM, whose removal PATH has planned, into the
  * block at AT by the store of TAG; AFTER, the block that follows, loses its
- * PREV_FREE flag. */
+ * PREV_FREE flag. PATH is NULL when FROM is the top: nothing follows it,
+ * and the index does not hold it. */
 static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
                       uint64_t at, uint64_t tag, const struct blk *after) {
   commit(h, at, tag);
@@ -201,7 +222,8 @@ static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
     shh_st(h, from, 0);
   set_prev_free(h, after, 0);
   SHH_CRASH_POINT(h);
-  shh_index_remove(h, path);
+  if (path != NULL)
+    shh_index_remove(h, path);
 }
 
 /* Where an internal caller has the new block's handle (ORed with BITS)
@@ -217,12 +239,26 @@ static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
   if ((uint64_t)sz > h->len)
     return ENOMEM;
   struct shh_path path;
-  uint64_t b;
-  int err = shh_index_first_fit(h, shh_fit(sz), &b, &path);
+  uint64_t b, need = shh_fit(sz);
+  int err = shh_index_first_fit(h, need, &b, &path);
   if (err != 0)
     return err;
-  if (b == 0)
-    return ENOMEM;
+  if (b == 0) {
+    /* no indexed block fits: the top, above them all, is the first fit */
+    struct blk none = {0, 0, 0};
+    uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
+    if (t == 0 || size < need)
+      return ENOMEM;
+    if (note->off != 0)
+      shh_st(h, note->off, (t + SHH_TAG) | note->bits);
+    if (size >= carve + SHH_MIN_BLOCK)
+      move_free(h, NULL, t, t + carve, size - carve, t,
+                shh_tag_make(h, t, carve, SHH_F_USED));
+    else
+      take_free(h, NULL, t, t, shh_tag_make(h, t, size, SHH_F_USED), &none);
+    *out = h->base + t + SHH_TAG;
+    return 0;
+  }
   uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
   struct blk after = {0, 0, 0};
   if (size < carve + SHH_MIN_BLOCK &&
@@ -283,10 +319,21 @@ static int free_locked(struct shmheap *h, void *ptr) {
   struct blk n = next; /* the free block after a, if any */
   if (n.off != 0 && shh_tag_used(n.tag))
     n.off = 0;
-  if (p.off != 0 && n.off != 0)
+  uint64_t start = p.off ? p.off : a.off;
+  uint64_t size = (p.off ? p.size : 0) + a.size + (n.off ? n.size : 0);
+  /* the freed span becomes the top: the index loses p, if it was there,
+   * and gains nothing */
+  int top = start + size == h->len;
+  if (top && p.off != 0) {
+    if ((err = shh_index_select(&path, p.off)) == 0)
+      err = shh_index_plan_remove(h, &path);
+  } else if (top) {
+    err = 0;
+  } else if (p.off != 0 && n.off != 0) {
     err = shh_index_plan_merge(h, &path, p.off, n.off);
-  else if (p.off != 0 || n.off != 0)
+  } else if (p.off != 0 || n.off != 0) {
     err = shh_index_select(&path, p.off ? p.off : n.off);
+  }
   if (err != 0)
     return err;
   if (a.tag & SHH_F_NAMED) {
@@ -297,31 +344,33 @@ static int free_locked(struct shmheap *h, void *ptr) {
     return free_locked(h, ptr);
   }
 
-  uint64_t start = p.off ? p.off : a.off;
-  uint64_t size = (p.off ? p.size : 0) + a.size + (n.off ? n.size : 0);
   uint64_t tag = shh_tag_make(h, start, size, 0);
-  if (n.off != 0 && p.off == 0) {
+  if (n.off != 0 && p.off == 0 && !top) {
     /* a swallows n, and takes over its place in the index */
     move_free(h, &path, n.off, a.off, size, a.off, tag);
     return 0;
   }
+  if (top && p.off == 0)
+    clear_top_word(h, a.off);
   shh_put_footer(h, start, size, tag);
   commit(h, start, tag);
   if (p.off != 0)
     shh_st(h, a.off, 0);
-  if (n.off != 0) {
-    /* p swallows a and n */
-    shh_st(h, n.off, 0);
-    SHH_CRASH_POINT(h);
-    shh_index_remove(h, &path);
-    return 0;
-  }
-  set_prev_free(h, &next, 1);
-  SHH_CRASH_POINT(h);
-  if (p.off != 0)
-    shh_index_resized(h, &path);
+  if (n.off != 0)
+    shh_st(h, n.off, 0); /* swallowed by a or p */
   else
+    set_prev_free(h, &next, 1);
+  SHH_CRASH_POINT(h);
+  if (top) {
+    if (p.off != 0)
+      shh_index_remove(h, &path);
+  } else if (n.off != 0) {
+    shh_index_remove(h, &path); /* p swallowed a and n */
+  } else if (p.off != 0) {
+    shh_index_resized(h, &path);
+  } else {
     shh_index_add(h, &path, a.off);
+  }
   return 0;
 }
 
@@ -333,10 +382,19 @@ static int shrink_locked(struct shmheap *h, const struct blk *a,
   uint64_t t = a->off + keep, tsize = a->size - keep;
   uint64_t atag = shh_tag_make(h, a->off, keep, (unsigned)flags_of(a->tag));
   if (next->off != 0 && !shh_tag_used(next->tag)) {
+    if (is_top(h, next)) {
+      move_free(h, NULL, next->off, t, tsize + next->size, a->off, atag);
+      return 0;
+    }
     int err = shh_index_find(h, next->off, &path);
     if (err != 0)
       return err;
     move_free(h, &path, next->off, t, tsize + next->size, a->off, atag);
+    return 0;
+  }
+  if (next->off == 0) {
+    /* the tail ends the heap: it is the new top */
+    move_free(h, NULL, a->off, t, tsize, a->off, atag);
     return 0;
   }
   int err = shh_index_descend(h, t, &path);
@@ -357,21 +415,21 @@ static int grow_locked(struct shmheap *h, const struct blk *a,
                        const struct blk *n, size_t sz) {
   uint64_t total = a->size + n->size, carve = shh_carve(sz);
   unsigned flags = (unsigned)flags_of(a->tag);
-  struct shh_path path;
-  int err = shh_index_find(h, n->off, &path);
-  if (err != 0)
+  struct shh_path path, *pp = NULL; /* NULL: n is the top */
+  int err = 0;
+  if (!is_top(h, n) && (err = shh_index_find(h, n->off, pp = &path)) != 0)
     return err;
   if (total >= carve + SHH_MIN_BLOCK) {
     uint64_t r = a->off + carve;
-    move_free(h, &path, n->off, r, total - carve, a->off,
+    move_free(h, pp, n->off, r, total - carve, a->off,
               shh_tag_make(h, a->off, carve, flags));
     return 0;
   }
   struct blk after;
   if ((err = used_after_free(h, a->off + total, &after)) != 0 ||
-      (err = shh_index_plan_remove(h, &path)) != 0)
+      (pp != NULL && (err = shh_index_plan_remove(h, pp)) != 0))
     return err;
-  take_free(h, &path, n->off, a->off, shh_tag_make(h, a->off, total, flags),
+  take_free(h, pp, n->off, a->off, shh_tag_make(h, a->off, total, flags),
             &after);
   return 0;
 }

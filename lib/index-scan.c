@@ -1,6 +1,7 @@
 /* index-scan.c: the free index against the tags: rebuilding it from a scan
  * of the tags (recovery), and checking it against one (shmheap_check).
- * Both run after the caller has verified the whole tag walk. */
+ * Both run after the caller has verified the whole tag walk. The index
+ * holds every free block but the top, a free block that ends the heap. */
 #include <errno.h>
 
 #include "index-node.h"
@@ -16,13 +17,14 @@ struct free_iter {
   uint64_t off; /* next block to look at */
 };
 
-/* The next free block in address order, or 0. The tags were verified by
- * the caller's walk (recovery, check) before this runs. */
+/* The next free block in address order but the top (which ends the heap
+ * and stays out of the index), or 0. The tags were verified by the
+ * caller's walk (recovery, check) before this runs. */
 static uint64_t next_free(struct free_iter *it) {
   while (it->off < it->h->len) {
     uint64_t b = it->off, tag = shh_ld(it->h, b);
     it->off = b + shh_tag_size(tag);
-    if (!shh_tag_used(tag))
+    if (!shh_tag_used(tag) && it->off != it->h->len)
       return b;
   }
   return 0;

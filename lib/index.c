@@ -12,6 +12,8 @@
  *
  * First fit: go left while lmax fits, else take this node if it fits, else
  * go right if rmax fits. The tree holds offsets only; 0 is the empty link.
+ * It holds every free block but the top, the one that ends the heap
+ * (block.h): heap.c takes the top only when no indexed block fits.
  *
  * Nothing read from the region is trusted. A link is followed only to a
  * node (node_ok, index-node.h): a block whose tag verifies as free, whose
@@ -474,6 +476,8 @@ void shh_index_resized(const struct shmheap *h, const struct shh_path *path) {
 
 int shh_index_insert(const struct shmheap *h, uint64_t off) {
   struct shh_path path;
+  if (off + size_of(h, off) == h->len)
+    return 0; /* the top stays out */
   if (shh_index_descend(h, off, &path) != 0)
     return EUCLEAN;
   shh_index_add(h, &path, off);

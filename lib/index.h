@@ -1,5 +1,7 @@
 /* index.h: the free index, an AVL tree of the free blocks keyed by offset.
  *
+ * It holds every free block but the top (block.h), the free block that
+ * ends the heap, which heap.c finds in O(1) from the heap's last word.
  * Each node lives inside its free block (see block.h) and carries the
  * largest block size in each of its subtrees, so "the lowest-addressed free
  * block of at least N bytes" is one walk down the tree that reads nothing
@@ -79,13 +81,16 @@ void shh_index_resized(const struct shmheap *h, const struct shh_path *path);
 
 /* ---- whole-tree operations -------------------------------------------- */
 
-/* Inserts the free block OFF: both steps in one, for a new heap. */
+/* Inserts the free block OFF: both steps in one, for a new heap. The top
+ * (block.h), a free block that ends the heap, stays out: nothing is done. */
 int shh_index_insert(const struct shmheap *h, uint64_t off);
 /* Rebuilds the whole index, balanced, from the free blocks that the tag walk
- * finds (the caller has verified the walk); COUNT is their number. */
+ * finds, but the top (the caller has verified the walk); COUNT is their
+ * number. */
 void shh_index_rebuild(const struct shmheap *h, uint64_t count);
 /* Checks the index against the tags: in-order it must list exactly the free
- * blocks, with right maxima, heights and balance. 0 or EUCLEAN. */
+ * blocks but the top (COUNT of them), with right maxima, heights and
+ * balance. 0 or EUCLEAN. */
 int shh_index_check(const struct shmheap *h, uint64_t free_count);
 /* The size of the largest free block, 0 if none (or if the root is not a
  * node). O(1). */

@@ -17,6 +17,9 @@
  * falls short (extent.h, shh_grow_mend); the repair then completes it.
  * The names directory is repaired last (directory.c).
  *
+ * The index is rebuilt with every free block but the top (the free block
+ * that ends the heap), as heap.c keeps it.
+ *
  * Recovery's own writes are safe to repeat: if the repairer dies, the lock
  * stays marked for recovery and the next locker starts over.
  */
@@ -83,8 +86,10 @@ int shh_recover(struct shmheap *h) {
     }
     off += size;
   }
-  if (prev != 0)
+  if (prev != 0) {
     shh_put_footer(h, prev, prev_size, shh_ld(h, prev));
+    free_count--; /* the top: the index leaves it out */
+  }
   shh_index_rebuild(h, free_count);
   /* a damaged directory is left as found, for shmheap_check and the names
    * calls to report: the blocks themselves are whole */
