@@ -87,7 +87,8 @@ static int data_off_now(const struct shmheap *h, const void *ptr,
 /* The neighbour at OFF (< h->len) of a block being changed, into *B: its tag
  * verifies and its size leads on: a free block's footer repeats its tag, a
  * used block is followed by a tag that verifies or by the heap's end. */
-static int neighbour(const struct shmheap *h, uint64_t off, struct blk *b) {
+static inline __attribute__((always_inline)) int
+neighbour(const struct shmheap *h, uint64_t off, struct blk *b) {
   b->off = off;
   b->tag = shh_ld(h, off);
   b->size = shh_tag_size(b->tag);
@@ -132,8 +133,10 @@ static int live_block(const struct shmheap *h, const void *ptr, struct blk *a,
     return EUCLEAN;
   next->off = 0;
   uint64_t n = a->off + a->size;
-  if (n == h->len)
+  if (n == h->len) {
+    next->tag = next->size = 0;
     return 0;
+  }
   /* a genuine block is followed by a genuine tag that knows it is used */
   int err = neighbour(h, n, next);
   return err != 0 || shh_tag_prev_free(next->tag) ? EUCLEAN : 0;
@@ -239,9 +242,11 @@ static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
   if ((uint64_t)sz > h->len)
     return ENOMEM;
   struct shh_path path;
-  uint64_t b, need = shh_fit(sz);
-  int err = shh_index_first_fit(h, need, &b, &path);
-  if (err != 0)
+  uint64_t b = 0, need = shh_fit(sz);
+  int err = 0;
+  /* an empty index (only the top is free, as in a LIFO run) skips the walk */
+  if (shh_hdr(h)->root != 0 &&
+      (err = shh_index_first_fit(h, need, &b, &path)) != 0)
     return err;
   if (b == 0) {
     /* no indexed block fits: the top, above them all, is the first fit */
