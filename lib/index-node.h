@@ -74,13 +74,15 @@ static inline void set_side(const struct shmheap *h, uint64_t n, int side,
 }
 
 /* Whether N may be followed as a node whose block lies in [LO, HI). The one
- * place a link read from the region is judged. */
+ * place a link read from the region is judged. The block must end before
+ * HI: no free block follows another, and the top, the free block that ends
+ * the heap, is not a node (a link to it is refused like any other). */
 static inline __attribute__((always_inline)) int
 node_ok(const struct shmheap *h, uint64_t n, uint64_t lo, uint64_t hi) {
   if (n - lo >= hi - lo || !shh_phase_ok(n)) /* n in [lo, hi) */
     return 0;
   uint64_t tag = shh_ld(h, n), size = shh_tag_size(tag);
-  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size > hi - n)
+  if (shh_tag_used(tag) || size < SHH_MIN_BLOCK || size >= hi - n)
     return 0;
   /* a balance of -1, 0 or +1 */
   uint64_t b = (shh_ld(h, n + SHH_N_LMAX) & SHH_BAL_BITS) - (SHH_BAL_BIAS - 1);
