@@ -315,7 +315,11 @@ static int free_locked(struct shmheap *h, void *ptr) {
    * and after the block lie on it. Its result counts only once the block
    * has proved to be live (a bad pointer is EINVAL, not EUCLEAN). */
   uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base) - SHH_TAG;
-  int found = shh_index_descend(h, off, &path);
+  int found = 0;
+  if (shh_hdr(h)->root != 0)
+    found = shh_index_descend(h, off, &path);
+  else
+    shh_index_empty(&path);
   int err = live_block(h, ptr, &a, &next);
   if (err != 0)
     return err;

@@ -104,8 +104,7 @@ int shh_index_descend(const struct shmheap *h, uint64_t off,
                       struct shh_path *path) {
   uint64_t lo = SHH_FIRST, hi = h->len, n = shh_hdr(h)->root;
   int d = 0, err = 0;
-  path->at = path->with = -1;
-  path->reach = SHH_MAX_DEPTH;
+  shh_index_empty(path);
   for (; n != 0; d++) {
     if (n == off || !record(h, path, d, n, lo, hi)) {
       err = EUCLEAN; /* already indexed, or not a node */

@@ -50,6 +50,13 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
  * it in address order. */
 int shh_index_descend(const struct shmheap *h, uint64_t off,
                       struct shh_path *path);
+/* The path of an empty index: what shh_index_descend gives when the root
+ * is 0, without the call. */
+static inline void shh_index_empty(struct shh_path *path) {
+  path->depth = 0;
+  path->at = path->with = -1;
+  path->reach = SHH_MAX_DEPTH;
+}
 /* The path from the root to the node OFF. */
 int shh_index_find(const struct shmheap *h, uint64_t off,
                    struct shh_path *path);
