@@ -69,7 +69,7 @@ static int need_dir(struct shmheap *h, struct dir *dr) {
 /* Moves every name into a new directory of NEWCAP slots (no tombs), links
  * it and frees the old one. 0, ENOMEM (nothing changed) or EUCLEAN. */
 static int rehash(struct shmheap *h, struct dir *dr, uint64_t newcap) {
-  struct entry en;
+  struct entry en = {0, 0, 0, 0, NULL};
   for (uint64_t i = 0; i < dr->cap; i++) {
     uint64_t s = shh_ld(h, kslot(dr, i));
     if (s > SHH_SLOT_TOMB && !entry_at(h, s, &en))
@@ -134,7 +134,7 @@ static void bump(const struct shmheap *h, uint64_t off, int delta) {
 static int publish_in(struct shmheap *h, const char *key, uint64_t len,
                       uint64_t hash, uint64_t hdl) {
   uint64_t tag;
-  struct entry en;
+  struct entry en = {0, 0, 0, 0, NULL};
   struct dir dr;
   int err = open_dir(h, &dr);
   if (err != 0)
@@ -253,7 +253,7 @@ static int drop_dir_if_empty(struct shmheap *h, const struct dir *dr) {
 
 int shh_names_internal(const struct shmheap *h, uint64_t hdl) {
   uint64_t d = __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED);
-  struct entry en;
+  struct entry en = {0, 0, 0, 0, NULL};
   if (d == 0)
     return 0; /* no names, no such blocks: the common case costs one load */
   return (d & ~(uint64_t)SHH_NAMES_TRANSIENT) == hdl || entry_at(h, hdl, &en);
@@ -261,7 +261,7 @@ int shh_names_internal(const struct shmheap *h, uint64_t hdl) {
 
 int shh_names_drop(struct shmheap *h, uint64_t hdl) {
   struct dir dr;
-  struct entry en, same;
+  struct entry en = {0, 0, 0, 0, NULL}, same = {0, 0, 0, 0, NULL};
   uint64_t hat, at, tag;
   int err = open_dir(h, &dr);
   if (err != 0 || dr.d == 0)
@@ -303,7 +303,7 @@ static int enter(shmheap_memory_handle mem, const char *key, uint64_t *len) {
 static int lookup_locked(const struct shmheap *h, const char *key, uint64_t len,
                          uint64_t hash, uint64_t *hdl) {
   struct dir dr;
-  struct entry en;
+  struct entry en = {0, 0, 0, 0, NULL};
   uint64_t at, tag;
   int err = open_dir(h, &dr);
   if (err != 0)
@@ -353,7 +353,7 @@ SHH_EXPORT int shmheap_unpublish(shmheap_memory_handle mem, const char *key) {
   int err = enter(mem, key, &len);
   if (err == 0) {
     struct dir dr;
-    struct entry en;
+    struct entry en = {0, 0, 0, 0, NULL};
     uint64_t at;
     err = open_dir(mem, &dr);
     if (err == 0 && dr.d == 0)
@@ -427,7 +427,7 @@ SHH_EXPORT int shmheap_names(shmheap_memory_handle mem,
   int err = shh_lock(mem, NULL), rc = 0;
   if (err == 0) {
     struct dir dr;
-    struct entry en;
+    struct entry en = {0, 0, 0, 0, NULL};
     err = open_dir(mem, &dr);
     for (uint64_t i = 0; err == 0 && rc == 0 && i < dr.cap; i++) {
       uint64_t s = shh_ld(mem, kslot(&dr, i));

@@ -180,8 +180,8 @@ static void set_live(struct ctx *c, struct live *b, uint64_t hdl,
 
 /* Takes a pointer alloc or calloc returned for SZ bytes into the model. */
 int adopt(struct ctx *c, void *p, size_t sz) {
-  uint64_t hdl = (uint64_t)((unsigned char *)p - c->base), us;
-  int exact;
+  uint64_t hdl = (uint64_t)((unsigned char *)p - c->base), us = 0;
+  int exact = 0;
   if (check_new(c, hdl, sz, -1) != 0 || usable_of(c, p, sz, &us, &exact) != 0 ||
       check_new(c, hdl, us, -1) != 0)
     return -1;
@@ -256,8 +256,8 @@ static int op_realloc(struct ctx *c) {
     failed(c, errno);
     return 0;
   }
-  uint64_t hdl = (uint64_t)(p - c->base), us;
-  int exact;
+  uint64_t hdl = (uint64_t)(p - c->base), us = 0;
+  int exact = 0;
   if (check_new(c, hdl, sz, i) != 0)
     return -1;
   uint64_t keep = old.usable < sz ? old.usable : sz;
