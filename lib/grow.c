@@ -30,6 +30,7 @@
 #include "grow.h"
 #include "index.h"
 #include "lock.h"
+#include "locked.h"
 
 /* The heap's last block: its offset, tag and size, and whether it is free. */
 struct last {
@@ -159,21 +160,18 @@ SHH_EXPORT shmheap_memory_handle shmheap_create_growable(const char *name,
   return shh_create(name, len, max_len, mode);
 }
 
+/* shmheap_grow's body under the lock: a size at or below the current one
+ * changes nothing. */
+static int grow_op(struct shmheap *h, void *arg) {
+  size_t new_len = *(const size_t *)arg;
+  return (uint64_t)new_len > h->len ? grow_to(h, new_len) : 0;
+}
+
 SHH_EXPORT int shmheap_grow(shmheap_memory_handle mem, size_t new_len) {
   if (mem == NULL || !mem->growable || new_len % shh_page_size() != 0 ||
       (uint64_t)new_len > mem->map_len) {
     errno = EINVAL;
     return -1;
   }
-  int err = shh_lock(mem, NULL);
-  if (err == 0) {
-    if ((uint64_t)new_len > mem->len)
-      err = grow_to(mem, new_len);
-    shh_unlock(mem);
-  }
-  if (err != 0) {
-    errno = err;
-    return -1;
-  }
-  return 0;
+  return shh_locked(mem, grow_op, &new_len);
 }

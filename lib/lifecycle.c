@@ -156,19 +156,17 @@ static int build(struct shmheap *h, int fd, mode_t mode, uint64_t len,
   return heap_init(h, key, max_len);
 }
 
-/* The first choice: makes the object with no name at all (O_TMPFILE), so
- * that a creator killed half-way leaves nothing behind, and links it to
- * NAME once it is whole. Returns 0, an errno, or -1 when that is not
- * possible here (no O_TMPFILE on /dev/shm, no /proc). */
-static int create_unnamed(struct shmheap *h, const char *name, mode_t mode,
-                          uint64_t len, uint64_t max_len) {
-  int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return -1;
-  char from[48], to[sizeof SHM_DIR + NAME_MAX + 2];
-  snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+/* Builds the heap in FD, an object with no public name, then gives it NAME
+ * by linking FROM (a path to FD's object) there, which never replaces an
+ * existing name. Keeps FD on success and closes it otherwise. Returns 0, an
+ * errno, or -1 when links are not possible here. */
+static int build_and_link(struct shmheap *h, int fd, const char *from,
+                          const char *name, mode_t mode, uint64_t len,
+                          uint64_t max_len) {
+  char to[sizeof SHM_DIR + NAME_MAX + 2];
   snprintf(to, sizeof to, "%s%s", SHM_DIR, name);
   int err = build(h, fd, mode, len, max_len);
+  /* AT_SYMLINK_FOLLOW: /proc/self/fd/N is a link to the object itself */
   if (err == 0 && linkat(AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW) != 0)
     err = errno == EEXIST ? EEXIST : errno == ENOSPC ? ENOSPC : -1;
   if (err == 0)
@@ -178,27 +176,33 @@ static int create_unnamed(struct shmheap *h, const char *name, mode_t mode,
   return err;
 }
 
-/* The second choice: makes the object under a private name and links it to
- * NAME once it is whole. Returns 0, an errno, or -1 when links are not possible
- * here. */
+/* The first choice: makes the object with no name at all (O_TMPFILE), so
+ * that a creator killed half-way leaves nothing behind. Returns 0, an errno,
+ * or -1 when that is not possible here (no O_TMPFILE on /dev/shm, no
+ * /proc). */
+static int create_unnamed(struct shmheap *h, const char *name, mode_t mode,
+                          uint64_t len, uint64_t max_len) {
+  int fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return -1;
+  char from[48];
+  snprintf(from, sizeof from, "/proc/self/fd/%d", fd);
+  return build_and_link(h, fd, from, name, mode, len, max_len);
+}
+
+/* The second choice: makes the object under a private name, removed again
+ * once it is linked (or has failed). Returns 0, an errno, or -1 when links
+ * are not possible here. */
 static int create_linked(struct shmheap *h, const char *name, mode_t mode,
                          uint64_t len, uint64_t max_len) {
-  char tmp[64];
+  char tmp[64], from[sizeof SHM_DIR + sizeof tmp];
   snprintf(tmp, sizeof tmp, "/.shmheap-%ld-%08x", (long)getpid(), random_u32());
   int fd = shm_open(tmp, O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0)
     return -1;
-  char from[sizeof SHM_DIR + sizeof tmp], to[sizeof SHM_DIR + NAME_MAX + 2];
   snprintf(from, sizeof from, "%s%s", SHM_DIR, tmp);
-  snprintf(to, sizeof to, "%s%s", SHM_DIR, name);
-  int err = build(h, fd, mode, len, max_len);
-  if (err == 0 && link(from, to) != 0)
-    err = errno == EEXIST ? EEXIST : errno == ENOSPC ? ENOSPC : -1;
+  int err = build_and_link(h, fd, from, name, mode, len, max_len);
   shm_unlink(tmp);
-  if (err == 0)
-    h->fd = fd;
-  else
-    close(fd);
   return err;
 }
 
@@ -222,6 +226,19 @@ static int create_in_place(struct shmheap *h, const char *name, mode_t mode,
     shm_unlink(name);
   close(fd);
   return err;
+}
+
+/* The end of create and connect: the handle on success (errno left as the
+ * caller had it, SAVED), or NULL with ERR in errno and nothing kept. */
+static struct shmheap *finish(struct shmheap *h, int err, int saved) {
+  if (err != 0) {
+    handle_free(h);
+    errno = err;
+    return NULL;
+  }
+  crash_points_arm(h);
+  errno = saved;
+  return h;
 }
 
 /* Creates heap NAME: LEN bytes now, growable to MAX_LEN (0: not growable). */
@@ -250,14 +267,7 @@ shmheap_memory_handle shh_create(const char *name, size_t len, size_t max_len,
     h->base = NULL;
     err = ways[i](h, name, mode, len, max_len);
   }
-  if (err != 0) {
-    handle_free(h);
-    errno = err;
-    return NULL;
-  }
-  crash_points_arm(h);
-  errno = saved;
-  return h;
+  return finish(h, err, saved);
 }
 
 SHH_EXPORT shmheap_memory_handle shmheap_create_mode(const char *name,
@@ -397,14 +407,7 @@ SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
     else if (err == EAGAIN)
       err = 0;
   }
-  if (err != 0) {
-    handle_free(h);
-    errno = err;
-    return NULL;
-  }
-  crash_points_arm(h);
-  errno = saved;
-  return h;
+  return finish(h, err, saved);
 }
 
 SHH_EXPORT void shmheap_disconnect(shmheap_memory_handle mem) {

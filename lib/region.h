@@ -18,18 +18,18 @@
 #define SHH_EXPORT __attribute__((visibility("default")))
 
 struct shh_header {
-  uint32_t magic;   /* SHH_MAGIC */
-  uint16_t version; /* SHMHEAP_FORMAT_VERSION */
-  uint16_t state;   /* SHH_STATE_* */
-  uint32_t abi;     /* shh_abi(): a heap of another build is refused */
-  uint32_t key;     /* per-heap key of the tag check bits */
-  uint64_t len;     /* the heap's size now; the object holds at least this */
-  uint64_t root;    /* offset of the free index's root, 0 if none */
-  uint64_t lock;    /* the lock word (lock.h) */
+  uint32_t magic;      /* SHH_MAGIC */
+  uint16_t version;    /* SHMHEAP_FORMAT_VERSION */
+  uint16_t state;      /* SHH_STATE_* */
+  uint32_t abi;        /* shh_abi(): a heap of another build is refused */
+  uint32_t key;        /* per-heap key of the tag check bits */
+  uint64_t len;        /* the heap's size now; the object holds at least this */
+  uint64_t root;       /* offset of the free index's root, 0 if none */
+  uint64_t lock;       /* the lock word (lock.h) */
   uint64_t lock_check; /* the lock owner's witness (lock.c) */
-  uint64_t max_len; /* the most len may grow to; 0: the heap cannot grow */
-  uint64_t names;   /* offset of the names directory, 0 if none */
-  uint64_t check;   /* shh_header_check() of the fields fixed at create */
+  uint64_t max_len;    /* the most len may grow to; 0: the heap cannot grow */
+  uint64_t names;      /* offset of the names directory, 0 if none */
+  uint64_t check;      /* shh_header_check() of the fields fixed at create */
 };
 
 /* The header is made of fixed-width fields only, at the offsets layout.h
@@ -39,28 +39,20 @@ _Static_assert(SHH_FIRST >= SHH_HEADER_SIZE &&
                    SHH_FIRST % SHH_ALIGN == SHH_BLOCK_PHASE &&
                    SHH_BLOCK_PHASE == SHH_TAG,
                "the first payload is aligned");
-_Static_assert(__builtin_offsetof(struct shh_header, version) ==
-                   SHH_HDR_VERSION,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, state) == SHH_HDR_STATE,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, abi) == SHH_HDR_ABI,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, key) == SHH_HDR_KEY,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, len) == SHH_HDR_LEN,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, root) == SHH_HDR_ROOT,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, lock) == SHH_HDR_LOCK,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, max_len) ==
-                   SHH_HDR_MAX_LEN,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, names) == SHH_HDR_NAMES,
-               "layout");
-_Static_assert(__builtin_offsetof(struct shh_header, check) == SHH_HDR_CHECK,
-               "layout");
+#define SHH_FIELD_AT(field, off)                                               \
+  _Static_assert(__builtin_offsetof(struct shh_header, field) == (off),        \
+                 #field " sits at " #off)
+SHH_FIELD_AT(version, SHH_HDR_VERSION);
+SHH_FIELD_AT(state, SHH_HDR_STATE);
+SHH_FIELD_AT(abi, SHH_HDR_ABI);
+SHH_FIELD_AT(key, SHH_HDR_KEY);
+SHH_FIELD_AT(len, SHH_HDR_LEN);
+SHH_FIELD_AT(root, SHH_HDR_ROOT);
+SHH_FIELD_AT(lock, SHH_HDR_LOCK);
+SHH_FIELD_AT(max_len, SHH_HDR_MAX_LEN);
+SHH_FIELD_AT(names, SHH_HDR_NAMES);
+SHH_FIELD_AT(check, SHH_HDR_CHECK);
+#undef SHH_FIELD_AT
 _Static_assert(SHMHEAP_OVERHEAD == SHH_FIRST + SHH_TAG, "the 80-byte promise");
 _Static_assert(SHMHEAP_ALIGNMENT == SHH_ALIGN, "alignment");
 
