@@ -43,7 +43,7 @@ static void settle_pending(struct shmheap *h, const struct dir *dr,
       !(pw == SHH_DIR_PENDING && !dir_at(h, x, &other) && entry_at(h, x, &en) &&
         find_key(h, dr, en.key, en.len, en.hash, &same, &at) == 0 &&
         same.e == x)) /* an entry published before the writer died */
-    (void)shh_free_locked(h, h->base + x);
+    (void)free_own(h, x);
   shh_st(h, dr->d + pw, 0);
 }
 
@@ -57,7 +57,7 @@ static void settle_transient(struct shmheap *h) {
   uint64_t tag;
   if (live_payload(h, d, &tag) != 0 && !(tag & SHH_F_NAMED) &&
       walk_has_used(h, d - SHH_TAG))
-    (void)shh_free_locked(h, h->base + d);
+    (void)free_own(h, d);
   shh_commit(h, SHH_HDR_NAMES, 0);
 }
 
@@ -78,7 +78,7 @@ int shh_names_recover(struct shmheap *h) {
         shh_st(h, kslot(&dr, i), SHH_SLOT_TOMB);
       } else if (live_payload(h, en.hdl, &tag) == 0) {
         shh_st(h, kslot(&dr, i), SHH_SLOT_TOMB);
-        (void)shh_free_locked(h, h->base + s);
+        (void)free_own(h, s);
       }
     }
     settle_pending(h, &dr, SHH_DIR_PENDING);
@@ -115,7 +115,7 @@ int shh_names_recover(struct shmheap *h) {
       /* the writer died before the first name or after the last: the
        * directory goes, as names.c would have dropped it */
       shh_commit(h, SHH_HDR_NAMES, dr.d | SHH_NAMES_TRANSIENT);
-      (void)shh_free_locked(h, h->base + dr.d);
+      (void)free_own(h, dr.d);
       shh_commit(h, SHH_HDR_NAMES, 0);
     }
   }

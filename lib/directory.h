@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "block.h"
+#include "heap.h"
 
 #define SHH_DIR_MAGIC 0x5348484e44495230ull
 #define SHH_ENT_MAGIC 0x5348484e454e5430ull
@@ -139,6 +140,16 @@ static inline int entry_at(const struct shmheap *h, uint64_t e,
   en->key = key;
   return shh_ld(h, e + SHH_ENT_CHECK) ==
          entry_check(h, e, en->hdl, en->hash, len);
+}
+
+/* Frees OFF, one of the directory's own blocks (a directory, an entry, or
+ * a block noted while it was being made one), first clearing its check
+ * word: a block handed out again at the same offset must never read as a
+ * directory or an entry, whatever the allocator leaves in it. */
+_Static_assert(SHH_DIR_CHECK == SHH_ENT_CHECK, "one check word position");
+static inline int free_own(struct shmheap *h, uint64_t off) {
+  shh_st(h, off + SHH_ENT_CHECK, 0);
+  return shh_free_locked(h, h->base + off);
 }
 
 /* Probes the key table for KEY. 0 with the entry in *EN and its slot in

@@ -172,15 +172,6 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
   shh_st(h, b->off, shh_tag_make(h, b->off, b->size, flags));
 }
 
-/* The top has no index node, so nothing overwrites the start of what was
- * a payload when a block becomes the top's start, as a node's first link
- * does for every other free block. This store does: whatever the library
- * kept there (a names entry's check word) is not read back from a block
- * handed out again. Written before the commit, inside the new top. */
-static void clear_top_word(const struct shmheap *h, uint64_t top) {
-  shh_st(h, top + SHH_N_LEFT, 0);
-}
-
 /* Splits or merges around the free block FROM, the node PATH is about: the
  * free block [TO, TO + SIZE) takes over FROM's node, and the store of TAG at
  * AT switches the walk to it. TO lies where the tags can be written before
@@ -196,8 +187,6 @@ static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
   uint64_t free_tag = shh_tag_make(h, to, size, 0);
   if (path != NULL)
     shh_index_moved(h, path, to);
-  else
-    clear_top_word(h, to);
   if (to != at)
     shh_st(h, to, free_tag);
   shh_put_footer(h, to, size, free_tag);
@@ -359,8 +348,6 @@ static int free_locked(struct shmheap *h, void *ptr) {
     move_free(h, &path, n.off, a.off, size, a.off, tag);
     return 0;
   }
-  if (top && p.off == 0)
-    clear_top_word(h, a.off);
   shh_put_footer(h, start, size, tag);
   commit(h, start, tag);
   if (p.off != 0)

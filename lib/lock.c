@@ -75,6 +75,7 @@ static __thread uint32_t self_tid __attribute__((tls_model("initial-exec")));
  * hash is worth computing once per thread and heap, not once per call. */
 static __thread uint64_t own_word __attribute__((tls_model("initial-exec")));
 static __thread uint32_t own_key __attribute__((tls_model("initial-exec")));
+static __thread uint64_t own_witness __attribute__((tls_model("initial-exec")));
 /* The lock words this thread holds: a word that names this thread but is
  * not among them was left by a dead thread whose id the kernel reused. */
 enum { MAX_HELD = 16 };
@@ -351,6 +352,7 @@ static inline uint64_t my_word(const struct shmheap *h) {
   if (own_word == 0 || own_key != h->lock_key) {
     own_word = owner_word(h, self_tid, my_ns());
     own_key = h->lock_key;
+    own_witness = witness(h, own_word);
   }
   return own_word;
 }
@@ -370,7 +372,7 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   if (err != 0)
     return err;
   held[nheld++] = w;
-  __atomic_store_n(&shh_hdr(h)->lock_check, witness(h, own), __ATOMIC_RELAXED);
+  __atomic_store_n(&shh_hdr(h)->lock_check, own_witness, __ATOMIC_RELAXED);
   if (__atomic_load_n(&shh_hdr(h)->state, __ATOMIC_RELAXED) !=
           SHH_STATE_READY ||
       (h->growable && shh_len_refresh(h) != 0)) {

@@ -101,7 +101,7 @@ static int rehash(struct shmheap *h, struct dir *dr, uint64_t newcap) {
   SHH_CRASH_POINT(h);
   shh_commit(h, SHH_HDR_NAMES, nd.d);
   SHH_CRASH_POINT(h);
-  err = shh_free_locked(h, h->base + dr->d);
+  err = free_own(h, dr->d);
   SHH_CRASH_POINT(h);
   shh_st(h, nd.d + SHH_DIR_PENDING, 0);
   *dr = nd;
@@ -175,7 +175,7 @@ static int publish_in(struct shmheap *h, const char *key, uint64_t len,
       find_hdl(h, &dr, hdl, e, &en, &hat) != ENOENT || at == dr.cap ||
       hat == dr.cap || live_payload(h, hdl, &tag) == 0) {
     shh_st(h, dr.d + SHH_DIR_PENDING, 0);
-    (void)shh_free_locked(h, p);
+    (void)free_own(h, e);
     return EUCLEAN;
   }
   if (!(tag & SHH_F_NAMED)) {
@@ -230,7 +230,7 @@ static int remove_entry(struct shmheap *h, const struct dir *dr,
     set_named(h, en->hdl, tag, 0);
     SHH_CRASH_POINT(h);
   }
-  int err = shh_free_locked(h, h->base + en->e);
+  int err = free_own(h, en->e);
   SHH_CRASH_POINT(h);
   shh_st(h, dr->d + SHH_DIR_PENDING, 0);
   return err;
@@ -245,7 +245,7 @@ static int drop_dir_if_empty(struct shmheap *h, const struct dir *dr) {
     return 0;
   shh_commit(h, SHH_HDR_NAMES, dr->d | SHH_NAMES_TRANSIENT);
   SHH_CRASH_POINT(h);
-  int err = shh_free_locked(h, h->base + dr->d);
+  int err = free_own(h, dr->d);
   SHH_CRASH_POINT(h);
   shh_commit(h, SHH_HDR_NAMES, 0);
   return err;

@@ -264,6 +264,67 @@ static void test_internal_blocks(void) {
   heap_close(&hp);
 }
 
+/* A freed entry's bytes stay where the allocator leaves them (here inside
+ * a free block it merged into): a caller's block handed out at the same
+ * offset is the caller's, to free and to publish, whatever it holds. */
+struct block_at {
+  uint64_t handle, size;
+};
+
+static int block_after(const struct shmheap_block *b, void *arg) {
+  struct block_at *x = arg;
+  if (b->used && b->handle > x->handle) {
+    x->handle = b->handle;
+    x->size = b->size;
+    return 1;
+  }
+  return 0;
+}
+
+static void test_freed_entry_reused(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 64 * KIB);
+  void *a = shmheap_alloc(hp.mem, 100);
+  g_assert_nonnull(a);
+  shmheap_object_handle ha = shmheap_ptr_to_handle(hp.mem, a);
+  g_assert_cmpint(shmheap_publish(hp.mem, "keep", ha), ==, 0);
+  void *gap = shmheap_alloc(hp.mem, 40);
+  g_assert_nonnull(gap);
+  g_assert_cmpint(shmheap_publish(hp.mem, "k", ha), ==, 0);
+  struct block_at e = {shmheap_ptr_to_handle(hp.mem, gap), 0};
+  g_assert_cmpint(shmheap_walk(hp.mem, block_after, &e), ==, 1); /* k's entry */
+  void *after = shmheap_alloc(hp.mem, 40); /* keeps the entry off the top */
+  g_assert_nonnull(after);
+  shmheap_free(hp.mem, gap);
+  g_assert_cmpint(shmheap_unpublish(hp.mem, "k"), ==, 0); /* merges with gap */
+  void *g2 = shmheap_alloc(hp.mem, 40);
+  void *y = shmheap_alloc(hp.mem, e.size - SHH_TAG);
+  g_assert_true(g2 == gap);
+  g_assert_cmpuint(shmheap_ptr_to_handle(hp.mem, y), ==, e.handle);
+  g_assert_cmpint(shmheap_publish(hp.mem, "y", e.handle), ==, 0);
+  errno = 0;
+  shmheap_free(hp.mem, y);
+  g_assert_cmpint(errno, ==, 0);
+  g_assert_cmpuint(shmheap_lookup(hp.mem, "y"), ==, SHMHEAP_NULL_HANDLE);
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(hp.mem, "keep"), ==, ha);
+
+  /* the same where the freed entry becomes the start of the free block
+   * that ends the heap, which holds no index node over its first word */
+  g_assert_nonnull(shmheap_alloc(hp.mem, e.size - SHH_TAG)); /* y's hole */
+  g_assert_cmpint(shmheap_publish(hp.mem, "top", ha), ==, 0);
+  struct block_at t = {shmheap_ptr_to_handle(hp.mem, after), 0};
+  g_assert_cmpint(shmheap_walk(hp.mem, block_after, &t), ==, 1);
+  g_assert_cmpint(shmheap_unpublish(hp.mem, "top"), ==, 0);
+  void *z = shmheap_alloc(hp.mem, t.size - SHH_TAG);
+  g_assert_cmpuint(shmheap_ptr_to_handle(hp.mem, z), ==, t.handle);
+  errno = 0;
+  shmheap_free(hp.mem, z);
+  g_assert_cmpint(errno, ==, 0);
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  heap_close(&hp);
+}
+
 static void test_many(void) {
   char name[96];
   th_shm_name(name, sizeof name, "names");
@@ -538,6 +599,7 @@ int main(int argc, char **argv) {
   th_add_func("/names/basic", test_basic);
   th_add_func("/names/free-drops", test_free_drops);
   th_add_func("/names/internal-blocks", test_internal_blocks);
+  th_add_func("/names/freed-entry-reused", test_freed_entry_reused);
   th_add_func("/names/many", test_many);
   th_add_func("/names/procs", test_procs);
   th_add_func("/names/race", test_race);
