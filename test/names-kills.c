@@ -118,14 +118,7 @@ void test_kill_random(void) {
     parent_names(mem, h, 6);
     struct kill_arg a = {name, 0, 400};
     pid_t pid = th_fork_start(names_script, &a, 0);
-    struct timespec nap = {0, (long)th_rand_below(&rng, 3000000)};
-    nanosleep(&nap, NULL);
-    kill(pid, SIGKILL);
-    int status = th_wait(pid);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      kills++;
-    else
-      th_assert_child_ok(status);
+    kills += (unsigned)th_kill_after(pid, &rng, 3000000);
     verify_after(mem, h, 6, "random kill", run);
     shmheap_destroy(NULL, mem);
   }

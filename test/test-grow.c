@@ -598,14 +598,7 @@ static void test_kill_random(void) {
     parent_objs(mem, o, 8);
     struct kill_arg a = {name, 0};
     pid_t pid = th_fork_start(grow_script, &a, 0);
-    struct timespec nap = {0, (long)th_rand_below(&rng, 4000000)};
-    nanosleep(&nap, NULL);
-    kill(pid, SIGKILL);
-    int status = th_wait(pid);
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-      kills++;
-    else
-      th_assert_child_ok(status);
+    kills += (unsigned)th_kill_after(pid, &rng, 4000000);
     verify_after(mem, o, 8, "random kill", run);
     shmheap_destroy(NULL, mem);
   }

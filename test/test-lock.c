@@ -25,14 +25,6 @@
 #include "shmheap.h"
 #include "testutil.h"
 
-static uint64_t *lock_word(shmheap_memory_handle mem) {
-  return (uint64_t *)(void *)((char *)shmheap_underlying(mem) + SHH_HDR_LOCK);
-}
-
-static double now_s(void) {
-  return (double)g_get_monotonic_time() / 1e6;
-}
-
 /* ------------------------------------------------------------------------ */
 /* A child that holds the lock: it walks the heap and, from the callback
  * (which runs under the lock), signals the parent through a pipe, then
@@ -92,7 +84,7 @@ static int scribbled_child(void *arg) {
   TH_CHILD_CHECK(mem != NULL);
   void *p = shmheap_alloc(mem, 100);
   TH_CHILD_CHECK(p != NULL);
-  TH_CHILD_CHECK(*lock_word(mem) == 0); /* unowned at rest */
+  TH_CHILD_CHECK(*th_lock_word(mem) == 0); /* unowned at rest */
   shmheap_disconnect(mem);
   return 0;
 }
@@ -110,12 +102,12 @@ static void test_scribbled_word(void) {
     th_heap_open(&h, "lock", 64u << 10);
     th_assert_child_ok(th_fork_run(scribbled_child, &h, 10));
     uint64_t v = cases[i].value ? cases[i].value : (uint64_t)getpid();
-    __atomic_store_n(lock_word(h.mem), v, __ATOMIC_RELAXED);
-    double t0 = now_s();
+    __atomic_store_n(th_lock_word(h.mem), v, __ATOMIC_RELAXED);
+    double t0 = th_now_s();
     errno = 0;
     g_assert_null(shmheap_alloc(h.mem, 64));
     g_assert_cmpint(errno, ==, EUCLEAN);
-    double secs = now_s() - t0;
+    double secs = th_now_s() - t0;
     g_test_message("%s: EUCLEAN after %.3f s", cases[i].what, secs);
     g_assert_cmpfloat(secs, <, 3.0);
     /* broken for good: later calls and new connections refuse it */
@@ -147,10 +139,12 @@ static void test_scribble_while_waiting(void) {
   pid_t holder = holder_start(&hd);
   pid_t waiter = th_fork_start(waiter_main, &h, 10);
   g_usleep(300000); /* the waiter is asleep on the futex by now */
-  __atomic_store_n(lock_word(h.mem), 0xdeadbeefcafe1234ull, __ATOMIC_RELAXED);
-  double t0 = now_s();
+  __atomic_store_n(th_lock_word(h.mem), 0xdeadbeefcafe1234ull,
+                   __ATOMIC_RELAXED);
+  double t0 = th_now_s();
   th_assert_child_ok(th_wait(waiter));
-  g_test_message("waiter gave EUCLEAN %.3f s after the scribble", now_s() - t0);
+  g_test_message("waiter gave EUCLEAN %.3f s after the scribble",
+                 th_now_s() - t0);
   kill(holder, SIGKILL);
   th_wait(holder);
   heap_close(&h);
@@ -170,10 +164,10 @@ static void test_dead_owner(void) {
   pid_t holder = holder_start(&hd);
   int status = th_wait(holder);
   g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  g_assert_cmpuint(*lock_word(h.mem) & 0x3fffffff, ==, (uint64_t)holder);
-  double t0 = now_s();
+  g_assert_cmpuint(*th_lock_word(h.mem) & 0x3fffffff, ==, (uint64_t)holder);
+  double t0 = th_now_s();
   void *p = shmheap_alloc(h.mem, 100);
-  double secs = now_s() - t0;
+  double secs = th_now_s() - t0;
   g_assert_nonnull(p);
   g_test_message("dead owner found and repaired in %.3f s", secs);
   g_assert_cmpfloat(secs, <, 1.0);
@@ -244,9 +238,9 @@ static void test_no_starvation(void) {
   g_usleep(50000);
   double worst = 0;
   for (int i = 0; i < 20; i++) {
-    double t0 = now_s();
+    double t0 = th_now_s();
     void *q = shmheap_alloc(h.mem, 32);
-    double secs = now_s() - t0;
+    double secs = th_now_s() - t0;
     g_assert_nonnull(q);
     shmheap_free(h.mem, q);
     if (secs > worst)
@@ -317,9 +311,9 @@ static void test_pid_namespace(void) {
   }
   /* the holder's tid (1 in its namespace) names no thread of ours, or
    * another one: either way we must wait for it, not break the heap */
-  double t0 = now_s();
+  double t0 = th_now_s();
   void *p = shmheap_alloc(h.mem, 64);
-  double secs = now_s() - t0;
+  double secs = th_now_s() - t0;
   g_assert_nonnull(p);
   g_test_message("waited %.3f s for a holder in another PID namespace", secs);
   g_assert_cmpfloat(secs, >, 1.0);

@@ -28,14 +28,6 @@
 #include "shmheap.h"
 #include "testutil.h"
 
-static uint64_t *lock_word(shmheap_memory_handle mem) {
-  return (uint64_t *)(void *)((char *)shmheap_underlying(mem) + SHH_HDR_LOCK);
-}
-
-static double now_s(void) {
-  return (double)g_get_monotonic_time() / 1e6;
-}
-
 /* A child that holds the lock: from a walk callback (which runs under the
  * lock) it tells the parent through a pipe, then SIGKILLs itself. */
 struct holder {
@@ -163,16 +155,16 @@ static void test_zombie_owner(void) {
   g_assert_cmpint(pipe(hd.ready), ==, 0);
   pid_t holder = th_fork_start(holder_main, &hd, 30);
   holder_wait_ready(&hd);
-  double t0 = now_s();
-  while (!is_zombie(holder) && now_s() - t0 < 5)
+  double t0 = th_now_s();
+  while (!is_zombie(holder) && th_now_s() - t0 < 5)
     g_usleep(1000);
   g_assert_true(is_zombie(holder));
   g_assert_cmpint(kill(holder, 0), ==, 0); /* a zombie still "exists" */
   struct bg_alloc z = {h.mem, NULL, 0};
   pthread_t t;
   g_assert_cmpint(pthread_create(&t, NULL, bg_alloc_main, &z), ==, 0);
-  t0 = now_s();
-  while (!__atomic_load_n(&z.done, __ATOMIC_ACQUIRE) && now_s() - t0 < 2.0)
+  t0 = th_now_s();
+  while (!__atomic_load_n(&z.done, __ATOMIC_ACQUIRE) && th_now_s() - t0 < 2.0)
     g_usleep(1000);
   int done_before_reap = __atomic_load_n(&z.done, __ATOMIC_ACQUIRE);
   int status = th_wait(holder); /* now the thread finishes either way */
@@ -217,7 +209,8 @@ static void test_free_errno(void) {
   g_assert_cmpint(shmheap_walk(h.mem, free_in_walk_cb, &f), ==, 1);
   g_assert_cmpuint(shmheap_usable_size(h.mem, p), >=, 100); /* still live */
   g_assert_cmpint(f.err, ==, EDEADLK);
-  __atomic_store_n(lock_word(h.mem), 0x9a3c51e27f0b6d48ull, __ATOMIC_RELAXED);
+  __atomic_store_n(th_lock_word(h.mem), 0x9a3c51e27f0b6d48ull,
+                   __ATOMIC_RELAXED);
   errno = 0;
   shmheap_free(h.mem, p);
   g_assert_cmpint(errno, ==, EUCLEAN);
@@ -251,7 +244,7 @@ static void test_fork_without_handlers(void) {
   g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
   g_test_message("lock word after the child died names tid %" PRIu64
                  " (child %d, parent %d)",
-                 *lock_word(h.mem) & 0x3fffffff, (int)child, (int)getpid());
+                 *th_lock_word(h.mem) & 0x3fffffff, (int)child, (int)getpid());
   errno = 0;
   void *q = shmheap_alloc(h.mem, 100);
   g_test_message("parent's alloc: %s (errno %d)", q ? "ok" : "failed", errno);
@@ -528,8 +521,8 @@ static void test_kill_stress(void) {
     pid[c] = th_fork_start(stress_child, &args[c], secs + 30);
   }
   unsigned kills = 0, dead_owners = 0;
-  double worst = 0, end = now_s() + secs;
-  while (now_s() < end) {
+  double worst = 0, end = th_now_s() + secs;
+  while (th_now_s() < end) {
     g_usleep(25000 + (gulong)th_rand_below(&rng, 50000));
     unsigned c = (unsigned)th_rand_below(&rng, STRESS_PROCS);
     g_assert_cmpint(kill(pid[c], SIGKILL), ==, 0);
@@ -537,13 +530,13 @@ static void test_kill_stress(void) {
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
       g_error("stress child %u ended on its own: status %#x", c, status);
     kills++;
-    uint32_t owner = (uint32_t)(*lock_word(h.mem) & 0x3fffffff);
+    uint32_t owner = (uint32_t)(*th_lock_word(h.mem) & 0x3fffffff);
     if (owner != 0 && kill((pid_t)owner, 0) != 0 && errno == ESRCH)
       dead_owners++; /* the check below repairs after it */
-    double t0 = now_s();
+    double t0 = th_now_s();
     g_assert_cmpint(shmheap_check(h.mem), ==, 0);
-    if (now_s() - t0 > worst)
-      worst = now_s() - t0;
+    if (th_now_s() - t0 > worst)
+      worst = th_now_s() - t0;
     for (unsigned i = 0; i < STRESS_PARENT_BLOCKS; i++)
       g_assert_cmpint(th_check_fill(own[i].p, own[i].sz, i,
                                     shmheap_ptr_to_handle(h.mem, own[i].p)),

@@ -5,6 +5,7 @@
  * message.
  */
 #include "testutil.h"
+#include "layout.h"
 
 /* ------------------------------------------------------------------------ */
 /* Test cases                                                                */
@@ -141,6 +142,25 @@ int th_wait(pid_t pid) {
   while (r < 0 && errno == EINTR);
   g_assert_cmpint(r, ==, pid);
   return status;
+}
+
+int th_kill_after(pid_t pid, uint64_t *rng, long max_ns) {
+  struct timespec nap = {0, (long)th_rand_below(rng, (uint64_t)max_ns)};
+  nanosleep(&nap, NULL);
+  kill(pid, SIGKILL);
+  int status = th_wait(pid);
+  if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+    return 1;
+  th_assert_child_ok(status);
+  return 0;
+}
+
+double th_now_s(void) {
+  return (double)g_get_monotonic_time() / 1e6;
+}
+
+uint64_t *th_lock_word(shmheap_memory_handle mem) {
+  return (uint64_t *)(void *)((char *)shmheap_underlying(mem) + SHH_HDR_LOCK);
 }
 
 int th_fork_run(int (*fn)(void *), void *arg, unsigned timeout_s) {

@@ -68,6 +68,14 @@ int th_fork_run(int (*fn)(void *), void *arg, unsigned timeout_s);
 pid_t th_fork_start(int (*fn)(void *), void *arg, unsigned timeout_s);
 /* Waits for PID and returns its wait status. */
 int th_wait(pid_t pid);
+/* Lets the child PID run for a random time below MAX_NS (drawn from RNG),
+ * SIGKILLs it and reaps it. Returns 1 when our SIGKILL ended it, 0 when it
+ * had finished by itself (asserting that it succeeded). */
+int th_kill_after(pid_t pid, uint64_t *rng, long max_ns);
+/* Seconds on the monotonic clock, for bounds on how long a call took. */
+double th_now_s(void);
+/* The heap's lock word (lib/lock.h), for tests that scribble on it. */
+uint64_t *th_lock_word(shmheap_memory_handle mem);
 
 /* Asserts that a wait STATUS is a normal exit with code 0; on failure says
  * which exit code or signal it was (SIGALRM = the child timed out). */
