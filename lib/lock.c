@@ -20,17 +20,21 @@
  * for. A thread id the kernel reused for another thread before anyone
  * noticed the death keeps the lock "alive" until that thread exits.
  *
- * Fairness: a lock free to any comer lets a thread that releases and
- * relocks at once (a loop of O(n) checks) starve a sleeper for ever. A
- * waiter that has waited STARVE_NS sets STARVING; the releaser then leaves
- * the word reserved (unowned, STARVING) and wakes every sleeper, and only a
- * waiter that has itself waited that long may take it.
+ * Waiting (lock_slow) favours throughput: a waiter leaves a running owner
+ * a run of calls rather than taking the lock, and the heap's hot lines
+ * with it, at the first gap. Fairness: a lock free to any comer lets a
+ * thread that releases and relocks at once (a loop of O(n) checks) starve
+ * a sleeper for ever. A waiter that has waited STARVE_NS sets STARVING; the
+ * releaser then leaves the word reserved (unowned, STARVING) and wakes
+ * every sleeper, and only a waiter that has itself waited that long may
+ * take it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,9 +50,12 @@
 #define TID_MASK 0x3fffffffu
 #define STARVING (1u << 30)
 #define WAITERS (1u << 31)
-enum { SPINS = 100 };
-#define NAP_NS 10000000L   /* a sleeper's timeout: its liveness check period */
-#define STARVE_NS 5000000L /* a wait this long asks for a hand-off */
+#define BACKOFF_MIN_NS 200L   /* a waiter's first pause between looks */
+#define BACKOFF_MAX_NS 16000L /* ... doubling up to this */
+#define SPIN_NS 50000L        /* looks with pauses between them, this long */
+#define YIELD_NS 1000000L     /* then looks with sched_yield between them */
+#define NAP_NS 10000000L      /* then naps: a liveness check period */
+#define STARVE_NS 5000000L    /* a wait this long asks for a hand-off */
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,6 +63,18 @@ static inline void cpu_relax(void) {
 #elif defined(__aarch64__)
   __asm__ __volatile__("yield");
 #endif
+}
+
+/* A thread's pseudo-random numbers below BOUND (> 0), for backoff jitter. */
+static __thread uint32_t jitter_state
+    __attribute__((tls_model("initial-exec")));
+static uint32_t jitter(long bound) {
+  uint32_t x = jitter_state != 0 ? jitter_state : (uint32_t)(uintptr_t)&x | 1;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  jitter_state = x;
+  return (uint32_t)(x % (uint64_t)bound);
 }
 
 /* Who we are, cached: system calls cost more than the whole uncontended
@@ -297,16 +316,57 @@ static int nap(struct shmheap *h, uint64_t v, uint64_t own,
   return 0;
 }
 
-/* The slow path: spin a little, then sleep on the futex in NAP_NS naps,
- * checking after each whether the owner still lives. */
+/* How a waiter spends the time between two looks at the word, by how long
+ * it has waited so far (WAITED_NS):
+ *  - under SPIN_NS, it pauses for a window that doubles from BACKOFF_MIN_NS
+ *    to BACKOFF_MAX_NS (*WINDOW). Most waits are for an owner that runs,
+ *    holds the lock well under a microsecond per call and takes it again at
+ *    once. Every look pulls the word's cache line away from that owner, and
+ *    a waiter that took the lock in the owner's short gap between two calls
+ *    would move the heap's hot lines to its CPU, then lose them back on the
+ *    next hand-off: with looks this rare, the owner keeps the lock for runs
+ *    of calls and the total throughput of many processes stays near that of
+ *    one. The window is measured on the clock, not in pause instructions,
+ *    whose cost differs tenfold between CPUs; half of it is random, so that
+ *    waiters do not look in step;
+ *  - under YIELD_NS, it yields its CPU, so that an owner preempted on the
+ *    same CPU runs again;
+ *  - then it sleeps (returns 1): on the futex, in naps of NAP_NS.
+ * STARVING bounds what this costs in fairness (STARVE_NS). */
+static int wait_a_little(long waited_ns, long *window) {
+  if (waited_ns >= YIELD_NS)
+    return 1;
+  if (waited_ns >= SPIN_NS) {
+    sched_yield();
+    return 0;
+  }
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  long until = t.tv_nsec + *window / 2 + jitter(*window / 2);
+  if (*window < BACKOFF_MAX_NS)
+    *window *= 2;
+  do {
+    cpu_relax();
+    struct timespec n;
+    clock_gettime(CLOCK_MONOTONIC, &n);
+    if (n.tv_sec != t.tv_sec)
+      until -= 1000000000L;
+    t = n;
+  } while (t.tv_nsec < until);
+  return 0;
+}
+
+/* The slow path: look at the word at growing intervals, then sleep on the
+ * futex in NAP_NS naps, checking after each whether the owner still lives. */
 static int lock_slow(struct shmheap *h, uint64_t own,
                      const struct timespec *deadline) {
   uint64_t *w = word(h), last = 0;
   struct timespec start, seen;
   clock_gettime(CLOCK_MONOTONIC, &start);
   seen = start;
-  int starving = 0;
-  for (int spin = 0;; spin++) {
+  int starving = 0, sleeping = 0;
+  long window = BACKOFF_MIN_NS;
+  for (;;) {
     uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
     if (!word_ok(h, v)) {
       shh_mark_broken(h);
@@ -318,15 +378,18 @@ static int lock_slow(struct shmheap *h, uint64_t own,
     if ((low & TID_MASK) == 0 && (!(low & STARVING) || starving)) {
       /* free, or reserved for a starving waiter and we are one; we may
        * have slept, so others may sleep too: keep WAITERS */
-      uint64_t mine = own | (spin >= SPINS ? WAITERS : 0);
+      uint64_t mine = own | (sleeping ? WAITERS : 0);
       if (__atomic_compare_exchange_n(w, &v, mine, 0, __ATOMIC_ACQUIRE,
                                       __ATOMIC_RELAXED))
         return 0;
       continue;
     }
-    if (spin < SPINS) {
-      cpu_relax();
-      continue;
+    if (!sleeping) {
+      if (nap_ns(deadline) == 0)
+        return EAGAIN;
+      sleeping = wait_a_little(elapsed_ns(&start), &window);
+      if (!sleeping)
+        continue;
     }
     if (!(low & WAITERS) || (starving && !(low & STARVING))) {
       uint64_t flagged = v | WAITERS | (starving ? STARVING : 0);
