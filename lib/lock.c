@@ -329,17 +329,16 @@ static int nap(struct shmheap *h, uint64_t v, uint64_t own,
  *    one. The window is measured on the clock, not in pause instructions,
  *    whose cost differs tenfold between CPUs; half of it is random, so that
  *    waiters do not look in step;
- *  - under YIELD_NS, it yields its CPU, so that an owner preempted on the
- *    same CPU runs again;
+ *  - under YIELD_NS, it also yields its CPU first, so that an owner
+ *    preempted on the same CPU runs again (on a CPU of its own, a yield
+ *    returns at once: the window still spaces the looks);
  *  - then it sleeps (returns 1): on the futex, in naps of NAP_NS.
  * STARVING bounds what this costs in fairness (STARVE_NS). */
 static int wait_a_little(long waited_ns, long *window) {
   if (waited_ns >= YIELD_NS)
     return 1;
-  if (waited_ns >= SPIN_NS) {
+  if (waited_ns >= SPIN_NS)
     sched_yield();
-    return 0;
-  }
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   long until = t.tv_nsec + *window / 2 + jitter(*window / 2);
