@@ -2,10 +2,11 @@
  * the abuse that neighbours and operators inflict: a lock word scribbled
  * while processes are connected (and while they wait), a lock holder in
  * another PID namespace, threads that relock at once and would starve a
- * waiter, a walk callback that calls back in, an object truncated under
- * its users, a create that fails while another process owns the name, and
- * names that are not heaps. Every case must end in a clean errno within a
- * bounded time: never a hang, a crash, or someone else's heap removed.
+ * waiter, a waiter that must sleep rather than spin through a long hold, a walk
+ * callback that calls back in, an object truncated under its users, a create
+ * that fails while another process owns the name, and names that are not heaps.
+ * Every case must end in a clean errno within a bounded time: never a hang, a
+ * crash, or someone else's heap removed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -171,6 +172,41 @@ static void test_dead_owner(void) {
   g_assert_nonnull(p);
   g_test_message("dead owner found and repaired in %.3f s", secs);
   g_assert_cmpfloat(secs, <, 1.0);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  shmheap_free(h.mem, p);
+  shmheap_free(h.mem, keep);
+  heap_close(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/* /lock/waiter-sleeps: a caller that waits for a live owner that holds the
+ * lock a long time burns its CPU only for the first moments of the wait
+ * (looks at growing intervals, then yields), then sleeps; and gets the lock
+ * once the owner lets go. */
+
+static double thread_cpu_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void test_waiter_sleeps(void) {
+  th_watchdog_arm(60, "/lock/waiter-sleeps");
+  struct heap h;
+  th_heap_open(&h, "lock", 64u << 10);
+  void *keep = shmheap_alloc(h.mem, 64);
+  g_assert_nonnull(keep);
+  struct holder hd = {h.name, {-1, -1}, 400, 0};
+  pid_t holder = holder_start(&hd);
+  double t0 = th_now_s(), cpu0 = thread_cpu_s();
+  void *p = shmheap_alloc(h.mem, 100);
+  double secs = th_now_s() - t0, cpu = thread_cpu_s() - cpu0;
+  g_assert_nonnull(p);
+  th_assert_child_ok(th_wait(holder));
+  g_test_message("waited %.3f s for a live owner, %.4f s of it on the CPU",
+                 secs, cpu);
+  g_assert_cmpfloat(secs, >=, 0.2); /* it did wait for the owner */
+  g_assert_cmpfloat(cpu, <, 0.1);   /* asleep for most of it */
   g_assert_cmpint(shmheap_check(h.mem), ==, 0);
   shmheap_free(h.mem, p);
   shmheap_free(h.mem, keep);
@@ -470,6 +506,7 @@ int main(int argc, char **argv) {
   th_add_func("/lock/scribbled-word", test_scribbled_word);
   th_add_func("/lock/scribble-while-waiting", test_scribble_while_waiting);
   th_add_func("/lock/dead-owner", test_dead_owner);
+  th_add_func("/lock/waiter-sleeps", test_waiter_sleeps);
   th_add_func("/lock/reentry", test_reentry);
   th_add_func("/lock/no-starvation", test_no_starvation);
   th_add_func("/lock/pid-namespace", test_pid_namespace);
