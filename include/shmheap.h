@@ -15,13 +15,13 @@
  * Concurrency: every call that touches the heap takes one process-shared
  * lock stored inside the heap. A process that dies holding it does not take
  * the heap down: a process waiting for the lock finds the owner gone
- * (within about 10 ms) and repairs the heap from its boundary tags before it
+ * (within about 15 ms) and repairs the heap from its boundary tags before it
  * goes on. A contended call waits by looking at the lock at growing
- * intervals (up to 16 us), then also yielding its CPU, and after 1 ms by
- * sleeping; the lock favours a running owner, which keeps it for a run of
- * calls, but hands it to any caller that has waited 5 ms. All calls are
- * safe from any number of threads and processes at once; a memory handle
- * may be shared by the threads of one process. A
+ * intervals, pausing (up to 16 us) for its first 50 us and sleeping (up to
+ * 0.5 ms) after that; the lock favours a running owner, which keeps it for
+ * a run of calls, but is handed to a caller that has waited 5 ms. All calls
+ * are safe from any number of threads and processes at once; a memory
+ * handle may be shared by the threads of one process. A
  * thread that calls into a heap whose lock it already holds (from a walk or
  * names callback) gets EDEADLK. None of the calls is async-signal-safe
  * except shmheap_version, shmheap_version_string, shmheap_ptr_to_handle,

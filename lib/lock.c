@@ -34,7 +34,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -51,10 +50,10 @@
 #define STARVING (1u << 30)
 #define WAITERS (1u << 31)
 #define BACKOFF_MIN_NS 200L   /* a waiter's first pause between looks */
-#define BACKOFF_MAX_NS 16000L /* ... doubling up to this */
+#define BACKOFF_MAX_NS 16000L /* ... doubling up to this while it spins */
 #define SPIN_NS 50000L        /* looks with pauses between them, this long */
-#define YIELD_NS 1000000L     /* then looks with sched_yield between them */
-#define NAP_NS 10000000L      /* then naps: a liveness check period */
+#define DOZE_MAX_NS 500000L   /* then with sleeps, doubling up to this */
+#define NAP_NS 10000000L      /* then futex naps: a liveness check period */
 #define STARVE_NS 5000000L    /* a wait this long asks for a hand-off */
 
 static inline void cpu_relax(void) {
@@ -317,33 +316,43 @@ static int nap(struct shmheap *h, uint64_t v, uint64_t own,
 }
 
 /* How a waiter spends the time between two looks at the word, by how long
- * it has waited so far (WAITED_NS):
- *  - under SPIN_NS, it pauses for a window that doubles from BACKOFF_MIN_NS
- *    to BACKOFF_MAX_NS (*WINDOW). Most waits are for an owner that runs,
- *    holds the lock well under a microsecond per call and takes it again at
- *    once. Every look pulls the word's cache line away from that owner, and
- *    a waiter that took the lock in the owner's short gap between two calls
- *    would move the heap's hot lines to its CPU, then lose them back on the
- *    next hand-off: with looks this rare, the owner keeps the lock for runs
- *    of calls and the total throughput of many processes stays near that of
- *    one. The window is measured on the clock, not in pause instructions,
- *    whose cost differs tenfold between CPUs; half of it is random, so that
- *    waiters do not look in step;
- *  - under YIELD_NS, it also yields its CPU first, so that an owner
- *    preempted on the same CPU runs again (on a CPU of its own, a yield
- *    returns at once: the window still spaces the looks);
- *  - then it sleeps (returns 1): on the futex, in naps of NAP_NS.
- * STARVING bounds what this costs in fairness (STARVE_NS). */
-static int wait_a_little(long waited_ns, long *window) {
-  if (waited_ns >= YIELD_NS)
+ * it has waited so far (WAITED_NS), in a window *WINDOW that doubles after
+ * each look; half of it is random, so that waiters do not look in step.
+ *  - Under SPIN_NS, it pauses (BACKOFF_MIN_NS to BACKOFF_MAX_NS). Most waits
+ *    are for an owner that runs, holds the lock well under a microsecond
+ *    per call and takes it again at once. Every look pulls the word's cache
+ *    line away from that owner, and a waiter that took the lock in the
+ *    owner's short gap between two calls would move the heap's hot lines
+ *    to its CPU, then lose them back on the next hand-off: with looks this
+ *    rare, the owner keeps the lock for runs of calls and the total
+ *    throughput of many processes stays near that of one. The window is
+ *    measured on the clock, not in pause instructions, whose cost differs
+ *    tenfold between CPUs.
+ *  - Under STARVE_NS, it sleeps for the window (up to DOZE_MAX_NS): its CPU
+ *    is free for an owner preempted there, or for a sibling hardware
+ *    thread, and unlike a futex sleep this costs the owner nothing (no
+ *    WAITERS bit, so no wake-up call in every unlock).
+ *  - Then it returns 1: the caller sleeps on the futex in naps of NAP_NS,
+ *    asking for a hand-off (STARVING), which bounds what this costs in
+ *    fairness. */
+static int wait_a_little(long waited_ns, long *window,
+                         const struct timespec *deadline) {
+  if (waited_ns >= STARVE_NS)
     return 1;
-  if (waited_ns >= SPIN_NS)
-    sched_yield();
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  long until = t.tv_nsec + *window / 2 + jitter(*window / 2);
+  long ns = *window / 2 + (long)jitter(*window / 2);
+  if (waited_ns >= SPIN_NS) {
+    long left = nap_ns(deadline);
+    struct timespec t = {0, ns < left ? ns : left};
+    if (*window < DOZE_MAX_NS)
+      *window *= 2;
+    nanosleep(&t, NULL);
+    return 0;
+  }
   if (*window < BACKOFF_MAX_NS)
     *window *= 2;
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  long until = t.tv_nsec + ns;
   do {
     cpu_relax();
     struct timespec n;
@@ -355,15 +364,16 @@ static int wait_a_little(long waited_ns, long *window) {
   return 0;
 }
 
-/* The slow path: look at the word at growing intervals, then sleep on the
- * futex in NAP_NS naps, checking after each whether the owner still lives. */
+/* The slow path: look at the word at growing intervals (wait_a_little),
+ * then ask for a hand-off and sleep on the futex in NAP_NS naps, checking
+ * after each whether the owner still lives. */
 static int lock_slow(struct shmheap *h, uint64_t own,
                      const struct timespec *deadline) {
   uint64_t *w = word(h), last = 0;
   struct timespec start, seen;
   clock_gettime(CLOCK_MONOTONIC, &start);
   seen = start;
-  int starving = 0, sleeping = 0;
+  int starving = 0; /* waited STARVE_NS: sleeps on the futex now */
   long window = BACKOFF_MIN_NS;
   for (;;) {
     uint64_t v = __atomic_load_n(w, __ATOMIC_RELAXED);
@@ -375,23 +385,23 @@ static int lock_slow(struct shmheap *h, uint64_t own,
     if ((v & ~(uint64_t)(STARVING | WAITERS)) == own && held_here(w))
       return EDEADLK; /* this thread holds it: a callback called in */
     if ((low & TID_MASK) == 0 && (!(low & STARVING) || starving)) {
-      /* free, or reserved for a starving waiter and we are one; we may
-       * have slept, so others may sleep too: keep WAITERS */
-      uint64_t mine = own | (sleeping ? WAITERS : 0);
+      /* free, or reserved for a starving waiter and we are one; we
+       * slept, so others may sleep too: keep WAITERS */
+      uint64_t mine = own | (starving ? WAITERS : 0);
       if (__atomic_compare_exchange_n(w, &v, mine, 0, __ATOMIC_ACQUIRE,
                                       __ATOMIC_RELAXED))
         return 0;
       continue;
     }
-    if (!sleeping) {
+    if (!starving) {
       if (nap_ns(deadline) == 0)
         return EAGAIN;
-      sleeping = wait_a_little(elapsed_ns(&start), &window);
-      if (!sleeping)
+      starving = wait_a_little(elapsed_ns(&start), &window, deadline);
+      if (!starving)
         continue;
     }
-    if (!(low & WAITERS) || (starving && !(low & STARVING))) {
-      uint64_t flagged = v | WAITERS | (starving ? STARVING : 0);
+    if ((low & (WAITERS | STARVING)) != (WAITERS | STARVING)) {
+      uint64_t flagged = v | WAITERS | STARVING;
       if (!__atomic_compare_exchange_n(w, &v, flagged, 0, __ATOMIC_RELAXED,
                                        __ATOMIC_RELAXED))
         continue;
@@ -404,7 +414,6 @@ static int lock_slow(struct shmheap *h, uint64_t own,
     int took = 0, err = nap(h, v, own, deadline, &seen, &took);
     if (err != 0 || took)
       return err;
-    starving = elapsed_ns(&start) >= STARVE_NS;
   }
 }
 
