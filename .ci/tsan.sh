@@ -91,6 +91,6 @@ run() {
 
 run "$BUILD/test/test-procs" .
 run "$BUILD/test/test-crash" '^/crash/threads'
-run "$BUILD/test/test-lock" '^/lock/(no-starvation|reentry|dead-owner)'
+run "$BUILD/test/test-lock" '^/lock/(no-starvation|reentry|dead-owner|waiter-sleeps)'
 run "$BUILD/test/test-lockfault" '^/lock/(threads-first-lock|kill-stress)'
 finish
