@@ -17,8 +17,8 @@
  * the heap down: a process waiting for the lock finds the owner gone
  * (within about 15 ms) and repairs the heap from its boundary tags before it
  * goes on. A contended call waits by looking at the lock at growing
- * intervals, pausing (up to 16 us) for its first 50 us and sleeping (up to
- * 0.5 ms) after that; the lock favours a running owner, which keeps it for
+ * intervals, pausing (up to 64 us) for its first 200 us and sleeping (up to
+ * 1 ms) after that; the lock favours a running owner, which keeps it for
  * a run of calls, but is handed to a caller that has waited 5 ms. All calls
  * are safe from any number of threads and processes at once; a memory
  * handle may be shared by the threads of one process. A

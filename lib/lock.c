@@ -50,9 +50,9 @@
 #define STARVING (1u << 30)
 #define WAITERS (1u << 31)
 #define BACKOFF_MIN_NS 200L   /* a waiter's first pause between looks */
-#define BACKOFF_MAX_NS 16000L /* ... doubling up to this while it spins */
-#define SPIN_NS 50000L        /* looks with pauses between them, this long */
-#define DOZE_MAX_NS 500000L   /* then with sleeps, doubling up to this */
+#define BACKOFF_MAX_NS 64000L /* ... doubling up to this while it spins */
+#define SPIN_NS 200000L       /* looks with pauses between them, this long */
+#define DOZE_MAX_NS 1000000L  /* then with sleeps, doubling up to this */
 #define NAP_NS 10000000L      /* then futex naps: a liveness check period */
 #define STARVE_NS 5000000L    /* a wait this long asks for a hand-off */
 
