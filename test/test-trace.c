@@ -18,18 +18,16 @@
 #include <pthread.h>
 #include <shmheap.h>
 
-#include "layout.h"
-#include "oracle.h"
 #include "roles.h"
-#include "trace.h"
+#include "trace-replay.h"
 
 enum {
   PROCS = 4,     /* worker processes; the first two run two threads */
   THREADS = 2,   /* the most threads a worker runs */
   MAX_KILLS = 8, /* kills in the kill case (each respawns a worker) */
   INCARNATIONS = PROCS + MAX_KILLS,
-  SLOTS = 12,        /* live blocks a thread keeps */
-  JOURNAL_CAP = 6000 /* calls a thread makes at the most */
+  SLOTS = 12,         /* live blocks a thread keeps */
+  JOURNAL_CAP = 12000 /* calls a thread makes at the most */
 };
 
 static const size_t HEAP_LEN = 192u << 10;
@@ -210,54 +208,6 @@ static int worker_main(void *arg) {
   return 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* The log                                                                   */
-
-struct tlog {
-  char name[96];
-  struct shh_trace_log *log;
-  size_t len;
-};
-
-/* Creates the log for the heap HEAP and names it in SHMHEAP_TRACE, so that
- * the connections made from now on trace the heap. */
-static void tlog_open(struct tlog *t, const char *heap, uint64_t cap) {
-  th_shm_name(t->name, sizeof t->name, "trace-log");
-  t->len = sizeof *t->log + cap * sizeof t->log->rec[0];
-  int fd = shm_open(t->name, O_RDWR | O_CREAT | O_EXCL, 0600);
-  g_assert_cmpint(fd, >=, 0);
-  g_assert_cmpint(ftruncate(fd, (off_t)t->len), ==, 0);
-  t->log = mmap(NULL, t->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  g_assert_true(t->log != MAP_FAILED);
-  close(fd);
-  t->log->cap = cap;
-  g_strlcpy(t->log->heap, heap, sizeof t->log->heap);
-  t->log->magic = SHH_TRACE_MAGIC;
-  g_assert_cmpint(setenv(SHH_TRACE_ENV, t->name, 1), ==, 0);
-}
-
-static void tlog_close(struct tlog *t) {
-  g_assert_cmpint(unsetenv(SHH_TRACE_ENV), ==, 0);
-  g_assert_cmpint(munmap(t->log, t->len), ==, 0);
-  g_assert_cmpint(shm_unlink(t->name), ==, 0);
-}
-
-static const char *op_name(uint32_t op) {
-  return op == SHH_TRACE_ALLOC     ? "alloc"
-         : op == SHH_TRACE_REALLOC ? "realloc"
-         : op == SHH_TRACE_FREE    ? "free"
-                                   : "?";
-}
-
-static void say_rec(const char *what, uint64_t i,
-                    const struct shh_trace_rec *r) {
-  g_test_message("%s: record %" PRIu64 ": %s %s size %" PRIu64 " old %" PRIu64
-                 " new %" PRIu64 " err %d (pid %u tid %u)",
-                 what, i, r->state == SHH_TRACE_DONE ? "done" : "pending",
-                 op_name(r->op), r->size, r->old_hdl, r->new_hdl, (int)r->err,
-                 r->pid, r->tid);
-}
-
 /* The log agrees with every thread's journal: each thread's records, in
  * log order, are its calls in program order, all DONE; a killed thread's
  * may have one more at the end (the call it died in, PENDING or DONE: it
@@ -316,183 +266,6 @@ static uint64_t check_log_journals(const struct shh_trace_log *log,
 }
 
 /* ------------------------------------------------------------------------ */
-/* The replay                                                                */
-
-static struct oracle *oracle_copy(const struct oracle *o) {
-  struct oracle *c = g_new(struct oracle, 1);
-  *c = *o;
-  c->b = g_new(struct oblk, o->cap);
-  memcpy(c->b, o->b, o->n * sizeof *o->b);
-  return c;
-}
-
-static void oracle_drop(gpointer o) {
-  oracle_fini(o);
-  g_free(o);
-}
-
-/* Whether the block lists A[0..AN) and B[0..BN) are the same. */
-static gboolean blocks_same(const struct oblk *a, size_t an,
-                            const struct oblk *b, size_t bn) {
-  if (an != bn)
-    return FALSE;
-  for (size_t i = 0; i < an; i++)
-    if (a[i].off != b[i].off || a[i].size != b[i].size ||
-        a[i].used != b[i].used)
-      return FALSE;
-  return TRUE;
-}
-
-/* Whether the model has a used block whose handle is HDL. */
-static gboolean used_at(const struct oracle *o, uint64_t hdl) {
-  for (size_t i = 0; i < o->n; i++)
-    if (o->b[i].off + SHH_TAG == hdl)
-      return o->b[i].used;
-  return FALSE;
-}
-
-/* Applies the DONE record R to O: whether the model gives R's result. */
-static gboolean apply_done(struct oracle *o, const struct shh_trace_rec *r) {
-  uint64_t off;
-  switch (r->op) {
-  case SHH_TRACE_ALLOC:
-    off = oracle_alloc(o, r->size);
-    break;
-  case SHH_TRACE_REALLOC:
-    if (!used_at(o, r->old_hdl))
-      return FALSE;
-    off = oracle_realloc(o, r->old_hdl - SHH_TAG, r->size);
-    break;
-  case SHH_TRACE_FREE:
-    if (!used_at(o, r->old_hdl) || r->err != 0)
-      return FALSE;
-    oracle_free(o, r->old_hdl - SHH_TAG);
-    return TRUE;
-  default:
-    return FALSE;
-  }
-  if (r->err == 0)
-    return off != 0 && off + SHH_TAG == r->new_hdl;
-  return r->err == ENOMEM && off == 0 && r->new_hdl == 0;
-}
-
-/* Adds O to the candidates C unless one of them is the same. */
-static void add_candidate(GPtrArray *c, struct oracle *o) {
-  for (guint i = 0; i < c->len; i++) {
-    const struct oracle *x = g_ptr_array_index(c, i);
-    if (blocks_same(x->b, x->n, o->b, o->n)) {
-      oracle_drop(o);
-      return;
-    }
-  }
-  g_ptr_array_add(c, o);
-}
-
-/* The outcomes of the PENDING record R from the state O: not at all, done,
- * and for a realloc that moves, its new block taken with the old one kept
- * (killed between them). Adds them to NEXT and consumes O. */
-static void expand_pending(GPtrArray *next, struct oracle *o,
-                           const struct shh_trace_rec *r) {
-  if (r->op != SHH_TRACE_ALLOC && !used_at(o, r->old_hdl)) {
-    oracle_drop(o); /* a state in which its caller had no such block */
-    return;
-  }
-  struct oracle *done = oracle_copy(o);
-  uint64_t off = 0;
-  if (r->op == SHH_TRACE_ALLOC) {
-    off = oracle_alloc(done, r->size);
-  } else if (r->op == SHH_TRACE_REALLOC) {
-    off = oracle_realloc(done, r->old_hdl - SHH_TAG, r->size);
-    if (off != 0 && off + SHH_TAG != r->old_hdl) {
-      struct oracle *half = oracle_copy(o);
-      g_assert_cmpuint(oracle_alloc(half, r->size), ==, off);
-      add_candidate(next, half);
-    }
-  } else {
-    oracle_free(done, r->old_hdl - SHH_TAG);
-    off = 1;
-  }
-  if (off != 0)
-    add_candidate(next, done);
-  else
-    oracle_drop(done);
-  add_candidate(next, o);
-}
-
-struct walked {
-  struct oblk b[4096];
-  size_t n;
-};
-
-static int collect_block(const struct shmheap_block *b, void *arg) {
-  struct walked *w = arg;
-  if (w->n == G_N_ELEMENTS(w->b))
-    return 1;
-  w->b[w->n++] = (struct oblk){b->offset, b->size, b->used};
-  return 0;
-}
-
-/* Replays the log through the oracle from an empty heap of LEN bytes and
- * asserts that every record's result is the model's and that the heap's
- * blocks now are the model's. Returns the most candidate states followed
- * at once. */
-static guint replay(const struct shh_trace_log *log, shmheap_memory_handle mem,
-                    size_t len) {
-  GPtrArray *cand = g_ptr_array_new_with_free_func(oracle_drop);
-  struct oracle *o = g_new(struct oracle, 1);
-  oracle_init(o, len, 0);
-  g_ptr_array_add(cand, o);
-  guint most = 1;
-  uint64_t nomem = 0;
-  for (uint64_t i = 0; i < log->count; i++) {
-    const struct shh_trace_rec *r = &log->rec[i];
-    GPtrArray *next = g_ptr_array_new_with_free_func(oracle_drop);
-    for (guint k = 0; k < cand->len; k++) {
-      struct oracle *c = g_ptr_array_steal_index_fast(cand, k--);
-      if (r->state == SHH_TRACE_PENDING)
-        expand_pending(next, c, r);
-      else if (apply_done(c, r))
-        add_candidate(next, c);
-      else
-        oracle_drop(c);
-    }
-    g_ptr_array_unref(cand);
-    cand = next;
-    if (cand->len == 0) {
-      say_rec("the oracle disagrees with", i, r);
-      g_assert_not_reached();
-    }
-    most = MAX(most, cand->len);
-    nomem += r->err == ENOMEM;
-  }
-  struct walked *w = g_new0(struct walked, 1);
-  g_assert_cmpint(shmheap_walk(mem, collect_block, w), ==, 0);
-  gboolean match = FALSE;
-  for (guint k = 0; k < cand->len && !match; k++) {
-    const struct oracle *c = g_ptr_array_index(cand, k);
-    match = blocks_same(c->b, c->n, w->b, w->n);
-  }
-  if (!match) {
-    const struct oracle *c = g_ptr_array_index(cand, 0);
-    g_test_message("the heap has %zu blocks, the replay %zu", w->n, c->n);
-    for (size_t k = 0; k < w->n && k < c->n; k++)
-      if (!blocks_same(&w->b[k], 1, &c->b[k], 1))
-        g_error("block %zu: heap %" PRIu64 "+%" PRIu64 " %s, replay %" PRIu64
-                "+%" PRIu64 " %s",
-                k, w->b[k].off, w->b[k].size, w->b[k].used ? "used" : "free",
-                c->b[k].off, c->b[k].size, c->b[k].used ? "used" : "free");
-    g_assert_not_reached();
-  }
-  g_test_message("replayed %" PRIu64 " records (%" PRIu64 " ENOMEM) into %zu "
-                 "blocks; at most %u candidate states",
-                 log->count, nomem, w->n, most);
-  g_assert_cmpuint(nomem, >, 0);
-  g_free(w);
-  g_ptr_array_unref(cand);
-  return most;
-}
-
-/* ------------------------------------------------------------------------ */
 /* The cases                                                                 */
 
 /* Runs PROCS workers on a fresh traced heap; with KILLS > 0 the parent
@@ -513,7 +286,7 @@ static void run_workers(unsigned kills, unsigned ops) {
   g_assert_true(run.j != MAP_FAILED);
   struct worker w[INCARNATIONS];
   pid_t pid[PROCS];
-  unsigned inc_of[PROCS], next_inc = PROCS, roles[ROLE_N] = {0}, done = 0;
+  unsigned inc_of[PROCS], next_inc = PROCS, roles[ROLE_N] = {0};
   gboolean killed[INCARNATIONS] = {0};
   uint64_t rng = 0x7ace0000u + kills;
   for (unsigned c = 0; c < PROCS; c++) {
@@ -521,10 +294,10 @@ static void run_workers(unsigned kills, unsigned ops) {
     inc_of[c] = c;
     pid[c] = th_fork_start(worker_main, &w[c], 100);
   }
-  for (unsigned k = 0; k < kills && next_inc < INCARNATIONS; k++) {
-    g_usleep(1000 + (gulong)th_rand_below(&rng, 20000));
+  for (unsigned a = 0; next_inc - PROCS < kills && a < 4 * kills; a++) {
+    g_usleep(1000 + (gulong)th_rand_below(&rng, 8000));
     pid_t victim = 0;
-    for (double end = th_now_s() + 0.1; k % 2 && !victim && th_now_s() < end;)
+    for (double end = th_now_s() + 0.1; a % 2 && !victim && th_now_s() < end;)
       victim = role_lock_holder(mem, pid, PROCS);
     unsigned c = (unsigned)th_rand_below(&rng, PROCS);
     for (unsigned i = 0; victim != 0 && i < PROCS; i++)
@@ -535,8 +308,7 @@ static void run_workers(unsigned kills, unsigned ops) {
     int role = role_stop_kill(mem, pid[c],
                               &run.board->slot[inc_of[c] * THREADS], THREADS);
     if (role < 0) {
-      pid[c] = 0; /* it had finished its calls */
-      done++;
+      pid[c] = 0; /* it had made all its calls */
       continue;
     }
     roles[role]++;
@@ -558,11 +330,9 @@ static void run_workers(unsigned kills, unsigned ops) {
       check_log_journals(t.log, run.j, next_inc * THREADS, killed);
   if (kills == 0)
     g_assert_cmpuint(pending, ==, 0);
-  else
-    g_assert_cmpuint(next_inc - PROCS, >, 0);
+  g_assert_cmpuint(next_inc - PROCS, ==, kills);
   g_assert_cmpint(shmheap_check(mem), ==, 0);
-  replay(t.log, mem, HEAP_LEN);
-  (void)done;
+  g_assert_cmpuint(replay(t.log, mem, HEAP_LEN).nomem, >, 0);
   g_assert_cmpint(munmap(run.j, jlen), ==, 0);
   role_board_free(run.board);
   shmheap_destroy(NULL, mem);
@@ -575,6 +345,94 @@ static const gboolean traced = TRUE;
 #else
 static const gboolean traced = FALSE;
 #endif
+
+/* ------------------------------------------------------------------------ */
+/* A kill at every crash point                                              */
+
+/* The child's script: allocs, a free, realloc growing in place, moving and
+ * shrinking, a calloc and frees, every one of them checked. SHMHEAP_CRASH_AT
+ * kills it at the given ordered write, inside one of these operations. */
+struct script {
+  const char *heap;
+  long crash_at;
+};
+
+static int script_main(void *arg) {
+  const struct script *sc = arg;
+  char n[32];
+  snprintf(n, sizeof n, "%ld", sc->crash_at);
+  TH_CHILD_CHECK(setenv("SHMHEAP_CRASH_AT", n, 1) == 0);
+  shmheap_memory_handle mem = shmheap_connect(sc->heap);
+  TH_CHILD_CHECK(mem != NULL);
+  char *a = shmheap_alloc(mem, 100), *b = shmheap_alloc(mem, 200);
+  char *c = shmheap_alloc(mem, 300);
+  TH_CHILD_CHECK(a != NULL && b != NULL && c != NULL);
+  shmheap_free(mem, b);
+  TH_CHILD_CHECK(shmheap_realloc(mem, a, 250) == a);
+  a = shmheap_realloc(mem, a, 1000);
+  TH_CHILD_CHECK(a != NULL);
+  TH_CHILD_CHECK(shmheap_realloc(mem, c, 40) == c);
+  char *d = shmheap_calloc(mem, 2, 50);
+  TH_CHILD_CHECK(d != NULL);
+  shmheap_free(mem, c);
+  shmheap_free(mem, a);
+  shmheap_disconnect(mem);
+  return 0;
+}
+
+/* /oracle/replay-crash-points: the script above is killed at its first,
+ * second, ... crash point in turn, always inside an operation, so the log
+ * ends with that operation PENDING. The parent then allocates and frees on
+ * the heap the dead process left (repairing it first); the replay must
+ * find an outcome of the killed operation that every later result and the
+ * final layout agree with. */
+static void test_replay_crash_points(void) {
+  if (!traced) {
+    g_test_skip("needs a build with -Dcrash_points=true (the trace hook)");
+    return;
+  }
+  th_watchdog_arm(120, "/oracle/replay-crash-points");
+  unsetenv("SHMHEAP_CRASH_AT");
+  long kills = 0, split = 0;
+  for (long n = 1; n < 1000; n++) {
+    char heap[96];
+    th_shm_name(heap, sizeof heap, "trace");
+    struct tlog t;
+    tlog_open(&t, heap, 64);
+    shmheap_memory_handle mem = shmheap_create(heap, 64u << 10);
+    g_assert_nonnull(mem);
+    struct script sc = {heap, n};
+    int status = th_fork_run(script_main, &sc, 30);
+    gboolean killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    if (!killed)
+      th_assert_child_ok(status);
+    uint64_t before = t.log->count;
+    g_assert_cmpuint(before, >, 0);
+    g_assert_cmpuint(t.log->rec[before - 1].state, ==,
+                     killed ? SHH_TRACE_PENDING : SHH_TRACE_DONE);
+    for (uint64_t i = 0; i + 1 < before; i++)
+      g_assert_cmpuint(t.log->rec[i].state, ==, SHH_TRACE_DONE);
+    /* the parent's calls, traced too, tell the outcomes apart */
+    void *p = shmheap_alloc(mem, 64), *q = shmheap_alloc(mem, 700);
+    g_assert_true(p != NULL && q != NULL);
+    shmheap_free(mem, p);
+    g_assert_cmpuint(t.log->count, ==, before + 3);
+    g_assert_cmpint(shmheap_check(mem), ==, 0);
+    guint most = replay(t.log, mem, 64u << 10).most;
+    shmheap_destroy(NULL, mem);
+    tlog_close(&t);
+    if (!killed)
+      break;
+    kills++;
+    split += most > 1;
+  }
+  g_test_message("killed at %ld crash points; %ld left more than one "
+                 "possible outcome to follow",
+                 kills, split);
+  g_assert_cmpint(kills, >, 10);
+  g_assert_cmpint(split, ==, kills);
+  th_watchdog_disarm();
+}
 
 /* /oracle/multiprocess-replay: no kills: every call is in the log, DONE,
  * and the replay gives every result and the final layout. */
@@ -606,5 +464,6 @@ int main(int argc, char **argv) {
   th_install_cleanup();
   th_add_func("/oracle/multiprocess-replay", test_replay);
   th_add_func("/oracle/multiprocess-replay-kill", test_replay_kill);
+  th_add_func("/oracle/replay-crash-points", test_replay_crash_points);
   return g_test_run();
 }
