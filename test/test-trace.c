@@ -350,19 +350,11 @@ static const gboolean traced = FALSE;
 /* A kill at every crash point                                              */
 
 /* The child's script: allocs, a free, realloc growing in place, moving and
- * shrinking, a calloc and frees, every one of them checked. SHMHEAP_CRASH_AT
- * kills it at the given ordered write, inside one of these operations. */
-struct script {
-  const char *heap;
-  long crash_at;
-};
-
+ * shrinking, a calloc and frees, every one of them checked. The parent sets
+ * SHMHEAP_CRASH_AT for it, which kills it at the given ordered write,
+ * inside one of these operations. */
 static int script_main(void *arg) {
-  const struct script *sc = arg;
-  char n[32];
-  snprintf(n, sizeof n, "%ld", sc->crash_at);
-  TH_CHILD_CHECK(setenv("SHMHEAP_CRASH_AT", n, 1) == 0);
-  shmheap_memory_handle mem = shmheap_connect(sc->heap);
+  shmheap_memory_handle mem = shmheap_connect(arg);
   TH_CHILD_CHECK(mem != NULL);
   char *a = shmheap_alloc(mem, 100), *b = shmheap_alloc(mem, 200);
   char *c = shmheap_alloc(mem, 300);
@@ -401,8 +393,12 @@ static void test_replay_crash_points(void) {
     tlog_open(&t, heap, 64);
     shmheap_memory_handle mem = shmheap_create(heap, 64u << 10);
     g_assert_nonnull(mem);
-    struct script sc = {heap, n};
-    int status = th_fork_run(script_main, &sc, 30);
+    char at[32];
+    snprintf(at, sizeof at, "%ld", n);
+    g_assert_cmpint(setenv("SHMHEAP_CRASH_AT", at, 1), ==, 0);
+    pid_t pid = th_fork_start(script_main, heap, 30);
+    g_assert_cmpint(unsetenv("SHMHEAP_CRASH_AT"), ==, 0);
+    int status = th_wait(pid);
     gboolean killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     if (!killed)
       th_assert_child_ok(status);
@@ -434,36 +430,38 @@ static void test_replay_crash_points(void) {
   th_watchdog_disarm();
 }
 
-/* /oracle/multiprocess-replay: no kills: every call is in the log, DONE,
- * and the replay gives every result and the final layout. */
-static void test_replay(void) {
-  if (!traced) {
-    g_test_skip("needs a build with -Dcrash_points=true (the trace hook)");
-    return;
-  }
-  th_watchdog_arm(120, "/oracle/multiprocess-replay");
-  run_workers(0, 3000);
-  th_watchdog_disarm();
-}
-
-/* /oracle/multiprocess-replay-kill: workers SIGKILLed (and respawned)
+/* The two multi-process cases:
+ * /oracle/multiprocess-replay: no kills: every call is in the log, DONE,
+ * and the replay gives every result and the final layout.
+ * /oracle/multiprocess-replay-kill: workers SIGKILLed (and respawned)
  * while they run; the replay still gives every result that returned and
  * the final layout, leaks of the killed included. */
-static void test_replay_kill(void) {
+struct replay_case {
+  const char *path;
+  unsigned kills, ops;
+};
+
+static const struct replay_case replay_cases[] = {
+    {"/oracle/multiprocess-replay", 0, 3000},
+    {"/oracle/multiprocess-replay-kill", MAX_KILLS, JOURNAL_CAP},
+};
+
+static void test_replay(gconstpointer data) {
+  const struct replay_case *c = data;
   if (!traced) {
     g_test_skip("needs a build with -Dcrash_points=true (the trace hook)");
     return;
   }
-  th_watchdog_arm(120, "/oracle/multiprocess-replay-kill");
-  run_workers(MAX_KILLS, JOURNAL_CAP);
+  th_watchdog_arm(120, c->path);
+  run_workers(c->kills, c->ops);
   th_watchdog_disarm();
 }
 
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   th_install_cleanup();
-  th_add_func("/oracle/multiprocess-replay", test_replay);
-  th_add_func("/oracle/multiprocess-replay-kill", test_replay_kill);
+  for (size_t i = 0; i < G_N_ELEMENTS(replay_cases); i++)
+    th_add_data_func(replay_cases[i].path, &replay_cases[i], test_replay);
   th_add_func("/oracle/replay-crash-points", test_replay_crash_points);
   return g_test_run();
 }
