@@ -1,4 +1,5 @@
-/* test-trace: /oracle/multiprocess-*: the serial order of a heap shared by
+/* test-trace: /oracle/multiprocess-* and /oracle/replay-crash-points: the
+ * serial order of a heap shared by
  * several processes, checked against the oracle model. Worker processes
  * (some with two threads) run random alloc, calloc, realloc and free
  * streams on one heap; the library, built with crash_points, logs each
@@ -10,7 +11,8 @@
  * record left PENDING by a process killed during its operation may or may
  * not have taken effect: the replay follows each outcome the library
  * allows and keeps those the later records and the final layout agree
- * with.
+ * with. /oracle/replay-crash-points makes sure such records are met: it
+ * kills a fixed script at each of its crash points (inside an operation).
  */
 #include "testutil.h"
 
