@@ -1,18 +1,17 @@
 /* test-trace: /oracle/multiprocess-* and /oracle/replay-crash-points: the
- * serial order of a heap shared by
- * several processes, checked against the oracle model. Worker processes
- * (some with two threads) run random alloc, calloc, realloc and free
- * streams on one heap; the library, built with crash_points, logs each
- * operation under the heap's lock as it takes effect (lib/trace.h). The
- * parent then checks the log against what every thread saw (each thread
- * keeps a journal of its calls and their results), replays it in order
- * through the oracle (oracle-model.c: first fit by linear scan) and asserts
- * that every offset, every ENOMEM and the final block layout match. A
- * record left PENDING by a process killed during its operation may or may
- * not have taken effect: the replay follows each outcome the library
- * allows and keeps those the later records and the final layout agree
- * with. /oracle/replay-crash-points makes sure such records are met: it
- * kills a fixed script at each of its crash points (inside an operation).
+ * serial order of a heap shared by several processes, checked against the
+ * oracle model. Worker processes (some with two threads) run random alloc,
+ * calloc, realloc and free streams on one heap; the library, built with
+ * crash_points, logs each operation under the heap's lock as it takes effect
+ * (lib/trace.h). The parent then checks the log against what every thread saw
+ * (each thread keeps a journal of its calls and their results), replays it in
+ * order through the oracle (oracle-model.c: first fit by linear scan) and
+ * asserts that every offset, every ENOMEM and the final block layout match. A
+ * record left PENDING by a process killed during its operation may or may not
+ * have taken effect: the replay follows each outcome the library allows and
+ * keeps those the later records and the final layout agree with.
+ * /oracle/replay-crash-points makes sure such records are met: it kills a fixed
+ * script at each of its crash points (inside an operation).
  */
 #include "testutil.h"
 
