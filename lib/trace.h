@@ -9,6 +9,9 @@
  * lock, appends one record per alloc, realloc and free: so the records'
  * order is the order in which the operations took effect. calloc takes
  * effect in alloc's locked operation, so its record is an alloc of n * sz.
+ * Only the public alloc, realloc and free are logged: the blocks the names
+ * directory takes and the growth of a growable heap are not, so a replay
+ * of the log alone describes a heap that uses neither.
  *
  * A record is written in two steps, because a process may be killed at any
  * instruction: before the operation starts it is appended as PENDING (its

@@ -33,7 +33,7 @@ enum {
 };
 
 static const size_t HEAP_LEN = 64u << 20;
-static const double STORM_S = 12.0; /* the storm stops after this */
+static const double STORM_S = 15.0; /* the storm stops after this */
 static const double MAX_CALL_S = 1.5;
 
 /* The head of every block a worker holds: who holds it. */
@@ -330,7 +330,7 @@ static void test_kill_storm_roles(void) {
   }
   double start = th_now_s();
   while (!enough(s) && s->kills < MAX_KILLS && th_now_s() - start < STORM_S) {
-    g_usleep(2000 + (gulong)th_rand_below(&rng, 8000));
+    g_usleep(1000 + (gulong)th_rand_below(&rng, 5000));
     one_kill(s, &rng);
   }
   double storm_s = th_now_s() - start;
