@@ -65,8 +65,8 @@ pid_t role_lock_holder(shmheap_memory_handle mem, const pid_t *pids,
   return 0;
 }
 
-int role_stop_kill(shmheap_memory_handle mem, pid_t pid,
-                   const struct role_slot *slots, unsigned nslots) {
+int role_stop(shmheap_memory_handle mem, pid_t pid,
+              const struct role_slot *slots, unsigned nslots) {
   g_assert_cmpint(kill(pid, SIGSTOP), ==, 0);
   int status = 0;
   pid_t r;
@@ -78,17 +78,29 @@ int role_stop_kill(shmheap_memory_handle mem, pid_t pid,
     th_assert_child_ok(status);
     return -1;
   }
-  int role = ROLE_IDLE;
-  if (thread_of(pid, lock_owner(mem))) {
-    role = ROLE_HOLDER;
-  } else {
-    for (unsigned i = 0; i < nslots; i++)
-      if (__atomic_load_n(&slots[i].in_call, __ATOMIC_SEQ_CST) &&
-          __atomic_load_n(&slots[i].pid, __ATOMIC_RELAXED) == pid)
-        role = ROLE_WAITER;
-  }
+  if (thread_of(pid, lock_owner(mem)))
+    return ROLE_HOLDER;
+  for (unsigned i = 0; i < nslots; i++)
+    if (__atomic_load_n(&slots[i].in_call, __ATOMIC_SEQ_CST) &&
+        __atomic_load_n(&slots[i].pid, __ATOMIC_RELAXED) == pid)
+      return ROLE_WAITER;
+  return ROLE_IDLE;
+}
+
+void role_resume(pid_t pid) {
+  g_assert_cmpint(kill(pid, SIGCONT), ==, 0);
+}
+
+void role_kill(pid_t pid) {
   g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
-  status = th_wait(pid);
+  int status = th_wait(pid);
   g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+int role_stop_kill(shmheap_memory_handle mem, pid_t pid,
+                   const struct role_slot *slots, unsigned nslots) {
+  int role = role_stop(mem, pid, slots, nslots);
+  if (role >= 0)
+    role_kill(pid);
   return role;
 }

@@ -57,10 +57,17 @@ int role_stop_asked(const struct role_board *b);
 pid_t role_lock_holder(shmheap_memory_handle mem, const pid_t *pids,
                        unsigned n);
 
-/* Stops the child PID (SIGSTOP, waiting until it is stopped), classifies
- * it by MEM's lock word and the in-call flags of its slots
- * SLOTS[0..NSLOTS), SIGKILLs and reaps it. Returns its role, or -1 when it
- * had exited by itself (asserting it succeeded). */
+/* Stops the child PID (SIGSTOP, waiting until it is stopped) and returns
+ * its role now, by MEM's lock word and the in-call flags of its slots
+ * SLOTS[0..NSLOTS); -1 when it had exited by itself (asserting it
+ * succeeded). */
+int role_stop(shmheap_memory_handle mem, pid_t pid,
+              const struct role_slot *slots, unsigned nslots);
+/* Lets the stopped child PID run on. */
+void role_resume(pid_t pid);
+/* SIGKILLs and reaps the stopped child PID. */
+void role_kill(pid_t pid);
+/* role_stop, then role_kill: the role it died in, or -1 as role_stop. */
 int role_stop_kill(shmheap_memory_handle mem, pid_t pid,
                    const struct role_slot *slots, unsigned nslots);
 

@@ -1,18 +1,17 @@
-/* test-killroles: /lock/kill-storm-roles: a kill storm in which every kill
- * is classified by the victim's role at the instant it died. Worker
- * processes (some with two threads; LIFO and random-live mixes of alloc,
- * calloc, realloc, free and check) hammer one heap and publish their
- * threads' in-call flags and slowest calls on a shared board (roles.c); the
- * parent repeatedly stops a victim (the lock's holder every third time,
- * else a random one), classifies it as holder, waiter or idle, SIGKILLs
- * and respawns it, until each role has been hit enough times. Asserted:
- * no call that returned took longer than MAX_CALL_S, shmheap_check passes
- * after every fourth kill and at the end, no block is handed out twice (each is
- * stamped with its owner's pid and serial, verified before it is freed),
- * and once every worker has freed its blocks and exited, the heap holds
- * only blocks of killed processes (plus at most one unstamped block per
- * thread killed inside a call), which the parent frees, leaving the heap
- * empty and whole.
+/* test-killroles: /lock/kill-storm-roles: a kill storm in which every kill is
+ * classified by the victim's role at the instant it died. Worker processes
+ * (some with two threads; LIFO and random-live mixes of alloc, calloc, realloc,
+ * free and check) hammer one heap and publish their threads' in-call flags and
+ * slowest calls on a shared board (roles.c); the parent repeatedly stops a
+ * victim (a lock holder every third time, else a random process), classifies it
+ * as holder, waiter or idle, SIGKILLs and respawns it, until each role has been
+ * hit enough times. Asserted: no call that returned took longer than
+ * MAX_CALL_S, shmheap_check passes after every fourth kill and at the end, no
+ * block is handed out twice (each is stamped with its owner's pid and serial,
+ * verified before it is freed), and once every worker has freed its blocks and
+ * exited, the heap holds only blocks of killed processes (plus at most one
+ * unstamped block per thread killed inside a call), which the parent frees,
+ * leaving the heap empty and whole.
  */
 #include "testutil.h"
 
@@ -251,18 +250,25 @@ static void spawn(struct storm *s, unsigned c, uint64_t seed) {
   s->pid[c] = th_fork_start(worker_main, &s->w[c], 120);
 }
 
-/* The victim: every third time the process whose thread holds the lock
- * (waiting up to 50 ms for one), else a random one. */
-static unsigned pick(struct storm *s, uint64_t *rng) {
-  if (s->kills % 3 == 0) {
-    for (double end = th_now_s() + 0.05; th_now_s() < end;) {
-      pid_t h = role_lock_holder(s->mem, s->pid, PROCS);
-      for (unsigned c = 0; h != 0 && c < PROCS; c++)
-        if (s->pid[c] == h)
-          return c;
-    }
+/* Stops the victim, into *C, and returns its role. Every third time it
+ * is a holder when one can be caught within 100 ms: the process the lock
+ * word names is stopped and, when it no longer holds the lock by then,
+ * let go again. Else a random process. */
+static int stop_victim(struct storm *s, uint64_t *rng, unsigned *c) {
+  for (double end = th_now_s() + 0.1; s->kills % 3 == 0 && th_now_s() < end;) {
+    pid_t h = role_lock_holder(s->mem, s->pid, PROCS);
+    for (*c = 0; *c < PROCS && s->pid[*c] != h; ++*c)
+      ;
+    if (h == 0 || *c == PROCS)
+      continue;
+    int role = role_stop(s->mem, h, &s->board->slot[*c * THREADS], THREADS);
+    if (role == ROLE_HOLDER)
+      return role;
+    g_assert_cmpint(role, >=, 0); /* workers run until asked to finish */
+    role_resume(h);
   }
-  return (unsigned)th_rand_below(rng, PROCS);
+  *c = (unsigned)th_rand_below(rng, PROCS);
+  return role_stop(s->mem, s->pid[*c], &s->board->slot[*c * THREADS], THREADS);
 }
 
 static gboolean enough(const struct storm *s) {
@@ -275,10 +281,10 @@ static gboolean enough(const struct storm *s) {
 /* One kill: stop, classify, kill, check the heap (every fourth time),
  * respawn. */
 static void one_kill(struct storm *s, uint64_t *rng) {
-  unsigned c = pick(s, rng);
-  int role =
-      role_stop_kill(s->mem, s->pid[c], &s->board->slot[c * THREADS], THREADS);
+  unsigned c;
+  int role = stop_victim(s, rng, &c);
   g_assert_cmpint(role, >=, 0); /* workers run until asked to finish */
+  role_kill(s->pid[c]);
   s->killed[s->kills++] = s->pid[c];
   s->roles[role]++;
   harvest(s, c);

@@ -168,7 +168,7 @@ static int collect_block(const struct shmheap_block *b, void *arg) {
   return 0;
 }
 
-/* One record at a time, over every candidate; then the walk (trace-replay.h). */
+/* Each record over every candidate, then the walk (trace-replay.h). */
 struct replay_sum replay(const struct shh_trace_log *log,
                          shmheap_memory_handle mem, size_t len) {
   GPtrArray *cand = g_ptr_array_new_with_free_func(oracle_drop);
