@@ -3,15 +3,16 @@
  * (some with two threads; LIFO and random-live mixes of alloc, calloc, realloc,
  * free and check) hammer one heap and publish their threads' in-call flags and
  * slowest calls on a shared board (roles.c); the parent repeatedly stops a
- * victim (a lock holder every third time, else a random process), classifies it
- * as holder, waiter or idle, SIGKILLs and respawns it, until each role has been
- * hit enough times. Asserted: no call that returned took longer than
- * MAX_CALL_S, shmheap_check passes after every fourth kill and at the end, no
- * block is handed out twice (each is stamped with its owner's pid and serial,
- * verified before it is freed), and once every worker has freed its blocks and
- * exited, the heap holds only blocks of killed processes (plus at most one
- * unstamped block per thread killed inside a call), which the parent frees,
- * leaving the heap empty and whole.
+ * victim (in turn a holder, an idle and a waiting process when it finds one
+ * within 100 ms, else a random one), classifies it as holder, waiter or idle,
+ * SIGKILLs and respawns it, until each role has been hit enough times.
+ * Asserted: no call that returned took longer than MAX_CALL_S, shmheap_check
+ * passes after every fourth kill and at the end, no block is handed out twice
+ * (each is stamped with its owner's pid and serial, verified before it is
+ * freed), and once every worker has freed its blocks and exited, the heap holds
+ * only blocks of killed processes (plus at most one unstamped block per thread
+ * killed inside a call), which the parent frees, leaving the heap empty and
+ * whole.
  */
 #include "testutil.h"
 
@@ -232,7 +233,14 @@ struct storm {
   unsigned kills, roles[ROLE_N];
   uint64_t calls;    /* calls finished by the killed incarnations */
   double max_call_s; /* the slowest call that returned, anywhere */
+  double stopped_at; /* when the victim now stopped was stopped */
+  double max_stop_s; /* the longest a process stayed stopped by us */
 };
+
+/* The process stopped at S->stopped_at runs on or is dead now. */
+static void stop_ended(struct storm *s) {
+  s->max_stop_s = MAX(s->max_stop_s, th_now_s() - s->stopped_at);
+}
 
 /* Folds the slots of worker C into the totals, and clears them for its
  * next incarnation (C is dead or done: nobody writes them now). */
@@ -250,24 +258,31 @@ static void spawn(struct storm *s, unsigned c, uint64_t seed) {
   s->pid[c] = th_fork_start(worker_main, &s->w[c], 120);
 }
 
-/* Stops the victim, into *C, and returns its role. Every third time it
- * is a holder when one can be caught within 100 ms: the process the lock
- * word names is stopped and, when it no longer holds the lock by then,
- * let go again. Else a random process. */
+/* Stops the victim, into *C, and returns its role. The kills take turns
+ * wanting a holder (the process the lock word names), an idle and a
+ * waiting process (a random one): the candidate is stopped and, when its
+ * role is not the one wanted, let go again, for up to 100 ms; then a
+ * random process is killed whatever its role. */
 static int stop_victim(struct storm *s, uint64_t *rng, unsigned *c) {
-  for (double end = th_now_s() + 0.1; s->kills % 3 == 0 && th_now_s() < end;) {
-    pid_t h = role_lock_holder(s->mem, s->pid, PROCS);
-    for (*c = 0; *c < PROCS && s->pid[*c] != h; ++*c)
+  static const int turn[3] = {ROLE_HOLDER, ROLE_IDLE, ROLE_WAITER};
+  int want = turn[s->kills % 3];
+  for (double end = th_now_s() + 0.1; th_now_s() < end;) {
+    pid_t v = want == ROLE_HOLDER ? role_lock_holder(s->mem, s->pid, PROCS)
+                                  : s->pid[th_rand_below(rng, PROCS)];
+    for (*c = 0; *c < PROCS && s->pid[*c] != v; ++*c)
       ;
-    if (h == 0 || *c == PROCS)
+    if (v == 0 || *c == PROCS)
       continue;
-    int role = role_stop(s->mem, h, &s->board->slot[*c * THREADS], THREADS);
-    if (role == ROLE_HOLDER)
+    s->stopped_at = th_now_s();
+    int role = role_stop(s->mem, v, &s->board->slot[*c * THREADS], THREADS);
+    if (role == want)
       return role;
     g_assert_cmpint(role, >=, 0); /* workers run until asked to finish */
-    role_resume(h);
+    role_resume(v);
+    stop_ended(s);
   }
   *c = (unsigned)th_rand_below(rng, PROCS);
+  s->stopped_at = th_now_s();
   return role_stop(s->mem, s->pid[*c], &s->board->slot[*c * THREADS], THREADS);
 }
 
@@ -285,6 +300,7 @@ static void one_kill(struct storm *s, uint64_t *rng) {
   int role = stop_victim(s, rng, &c);
   g_assert_cmpint(role, >=, 0); /* workers run until asked to finish */
   role_kill(s->pid[c]);
+  stop_ended(s);
   s->killed[s->kills++] = s->pid[c];
   s->roles[role]++;
   harvest(s, c);
@@ -346,10 +362,11 @@ static void test_kill_storm_roles(void) {
     harvest(s, c);
   }
   g_test_message("%u kills in %.1f s: %u holder, %u waiter, %u idle; %" PRIu64
-                 " calls, the slowest that returned took %.3f s",
+                 " calls, the slowest that returned took %.3f s (the "
+                 "longest a victim stayed stopped: %.3f s)",
                  s->kills, storm_s, s->roles[ROLE_HOLDER],
                  s->roles[ROLE_WAITER], s->roles[ROLE_IDLE], s->calls,
-                 s->max_call_s);
+                 s->max_call_s, s->max_stop_s);
   for (int r = 0; r < ROLE_N; r++)
     g_assert_cmpuint(s->roles[r], >=, MIN_PER_ROLE);
   g_assert_cmpuint(s->kills, >=, MIN_KILLS);
