@@ -216,10 +216,8 @@ struct replay_sum replay(const struct shh_trace_log *log,
                 c->b[k].off, c->b[k].size, c->b[k].used ? "used" : "free");
     g_assert_not_reached();
   }
-  g_test_message("replayed %" PRIu64 " records (%" PRIu64 " ENOMEM) into %zu "
-                 "blocks; at most %u candidate states",
-                 log->count, nomem, w->n, most);
+  size_t blocks = w->n;
   g_free(w);
   g_ptr_array_unref(cand);
-  return (struct replay_sum){most, nomem};
+  return (struct replay_sum){most, nomem, blocks};
 }

@@ -28,11 +28,12 @@ const char *op_name(uint32_t op);
 /* Says (as a test message) WHAT about the record number I, R. */
 void say_rec(const char *what, uint64_t i, const struct shh_trace_rec *r);
 
-/* What a replay found: the most candidate states it followed at once, and
- * the records that failed with ENOMEM. */
+/* What a replay found: the most candidate states it followed at once, the
+ * records that failed with ENOMEM, and the blocks of the final layout. */
 struct replay_sum {
   guint most;
   uint64_t nomem;
+  size_t blocks;
 };
 
 /* Replays LOG through the oracle from an empty heap of LEN bytes and
