@@ -50,6 +50,7 @@
 #include "heap.h"
 #include "index.h"
 #include "locked.h"
+#include "trace.h"
 
 /* A block whose tag was verified in this call. off == 0: no such block. */
 struct blk {
@@ -482,7 +483,10 @@ struct call {
 
 static int alloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
-  return alloc_locked(h, c->sz, &c->out);
+  SHH_TRACE_BEGIN(h, SHH_TRACE_ALLOC, c->sz, NULL);
+  int err = alloc_locked(h, c->sz, &c->out);
+  SHH_TRACE_END(h, c->out, err);
+  return err;
 }
 
 /* A caller's pointer to one of the names directory's own blocks. */
@@ -495,12 +499,20 @@ static int realloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
   if (internal(h, c->ptr))
     return EINVAL;
-  return realloc_locked(h, c->ptr, c->sz, &c->out);
+  SHH_TRACE_BEGIN(h, SHH_TRACE_REALLOC, c->sz, c->ptr);
+  int err = realloc_locked(h, c->ptr, c->sz, &c->out);
+  SHH_TRACE_END(h, c->out, err);
+  return err;
 }
 
 static int free_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
-  return internal(h, c->ptr) ? EINVAL : free_locked(h, c->ptr);
+  if (internal(h, c->ptr))
+    return EINVAL;
+  SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, c->ptr);
+  int err = free_locked(h, c->ptr);
+  SHH_TRACE_END(h, NULL, err);
+  return err;
 }
 
 static int usable_op(struct shmheap *h, void *arg) {

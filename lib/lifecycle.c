@@ -31,6 +31,7 @@
 #include "block.h"
 #include "index.h"
 #include "lock.h"
+#include "trace.h"
 
 /* How long connect waits for a creator to publish its heap, and for a busy
  * heap's lock (a dead owner is repaired within that time). */
@@ -61,6 +62,7 @@ static struct shmheap *handle_new(const char *name) {
 }
 
 static void handle_free(struct shmheap *h) {
+  shh_trace_disarm(h);
   if (h->base != NULL)
     munmap(h->base, h->map_len);
   if (h->fd >= 0)
@@ -78,6 +80,7 @@ static void crash_points_arm(struct shmheap *h) {
   const char *s = getenv("SHMHEAP_CRASH_AT");
   h->crash_at = s ? atol(s) : 0;
   h->crash_count = 0;
+  shh_trace_arm(h);
 }
 #else
 static void crash_points_arm(struct shmheap *h) {

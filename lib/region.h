@@ -80,6 +80,8 @@ struct shmheap {
 #ifdef SHH_CRASH_POINTS
   long crash_at; /* from SHMHEAP_CRASH_AT at connect; 0 = never */
   long crash_count;
+  struct shh_trace_log *trace; /* from SHMHEAP_TRACE at connect (trace.h) */
+  uint64_t trace_len;
 #endif
   char name[]; /* the shm name, for shmheap_destroy(NULL, mem) */
 };
