@@ -48,6 +48,19 @@ static inline int bal(const struct shmheap *h, uint64_t n) {
 static inline void set_bal(const struct shmheap *h, uint64_t n, int b) {
   shh_st(h, n + SHH_N_LMAX, side_max(h, n, -1) | (uint64_t)(b + SHH_BAL_BIAS));
 }
+/* The walks take a side from a comparison of offsets or sizes, which no
+ * branch predictor can guess; they compute with it instead of branching on
+ * it. R is 0 for the left, 1 for the right. */
+static inline uint64_t link_at(uint64_t r) {
+  return SHH_N_LEFT + r * (SHH_N_RIGHT - SHH_N_LEFT);
+}
+static inline uint64_t max_at(uint64_t r) {
+  return SHH_N_LMAX + r * (SHH_N_RMAX - SHH_N_LMAX);
+}
+/* A if R is 0, B if it is 1, without a branch. */
+static inline uint64_t pick(uint64_t r, uint64_t a, uint64_t b) {
+  return a ^ ((a ^ b) & (0 - r));
+}
 static inline uint64_t size_of(const struct shmheap *h, uint64_t n) {
   return shh_tag_size(shh_ld(h, n));
 }

@@ -110,13 +110,10 @@ int shh_index_descend(const struct shmheap *h, uint64_t off,
       err = EUCLEAN; /* already indexed, or not a node */
       break;
     }
-    if (off < n) {
-      hi = n;
-      n = child(h, n, -1);
-    } else {
-      lo = n + size_of(h, n);
-      n = child(h, n, 1);
-    }
+    uint64_t r = off > n, end = n + size_of(h, n);
+    lo = pick(r, lo, end);
+    hi = pick(r, n, hi);
+    n = shh_ld(h, n + link_at(r));
   }
   path->depth = d;
   return err;
@@ -152,20 +149,21 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
   if (submax(h, n) < need)
     return 0;
   for (;;) {
-    if (side_max(h, n, -1) >= need) {
-      hi = n;
-      n = child(h, n, -1);
-    } else if (size_of(h, n) >= need) {
+    /* left while the left subtree fits, else this node, else right; the
+     * side is computed (r), so only the last step is a taken branch */
+    uint64_t size = size_of(h, n), r = side_max(h, n, -1) < need;
+    /* one comparison each, or the compiler branches on both halves */
+    if (pick(r, 0, size) >= need) {
       *off = n;
       path->at = d;
       path->depth = d + 1;
       return 0;
-    } else if (side_max(h, n, 1) >= need) {
-      lo = n + size_of(h, n);
-      n = child(h, n, 1);
-    } else {
-      return EUCLEAN; /* the parent's maximum promised a fit here */
     }
+    if (pick(r, UINT64_MAX, side_max(h, n, 1)) < need)
+      return EUCLEAN; /* the parent's maximum promised a fit here */
+    lo = pick(r, lo, n + size);
+    hi = pick(r, n, hi);
+    n = shh_ld(h, n + link_at(r));
     /* an empty link here is a maximum that promised a subtree */
     if (++d, n == 0 || !record(h, path, d, n, lo, hi))
       return EUCLEAN;
@@ -465,11 +463,12 @@ void shh_index_moved(const struct shmheap *h, struct shh_path *path,
 void shh_index_resized(const struct shmheap *h, const struct shh_path *path) {
   for (int i = path->at - 1; i >= 0; i--) {
     uint64_t n = path->node[i], c = path->node[i + 1], m = submax(h, c);
-    int side = c < n ? -1 : 1;
+    /* the side's maximum word; the left one keeps the balance bits */
+    uint64_t r = c > n, f = n + max_at(r), w = shh_ld(h, f);
     /* an unchanged maximum changes nothing above it */
-    if (side_max(h, n, side) == m)
+    if ((w & ~SHH_BAL_BITS) == m)
       return;
-    set_side_max(h, n, side, m);
+    shh_st(h, f, m | (w & SHH_BAL_BITS & (r - 1)));
   }
 }
 
