@@ -306,6 +306,9 @@ static int free_locked(struct shmheap *h, void *ptr) {
    * has proved to be live (a bad pointer is EINVAL, not EUCLEAN). */
   uint64_t off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base) - SHH_TAG;
   int found = 0;
+  /* the next block's tag, which waits on this one's, is fetched meanwhile */
+  if (handle_ok(h, off + SHH_TAG) && shh_phase_ok(off))
+    __builtin_prefetch(h->base + off + shh_tag_size(shh_ld(h, off)));
   if (shh_hdr(h)->root != 0)
     found = shh_index_descend(h, off, &path);
   else

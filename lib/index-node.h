@@ -17,14 +17,28 @@ enum {
 };
 #define SHH_BAL_BITS ((uint64_t)7) /* the balance's bits in the lmax word */
 
+/* The walks take a side from a comparison of offsets or sizes, which no
+ * branch predictor can guess; they compute with it instead of branching on
+ * it. R is 0 for the left, 1 for the right. */
+static inline uint64_t link_at(uint64_t r) {
+  return SHH_N_LEFT + r * (SHH_N_RIGHT - SHH_N_LEFT);
+}
+static inline uint64_t max_at(uint64_t r) {
+  return SHH_N_LMAX + r * (SHH_N_RMAX - SHH_N_LMAX);
+}
+/* A if R is 0, B if it is 1, without a branch. */
+static inline uint64_t pick(uint64_t r, uint64_t a, uint64_t b) {
+  return a ^ ((a ^ b) & (0 - r));
+}
+
 /* ---- fields -------------------------------------------------------------
  * SIDE < 0 is the left, SIDE > 0 the right. */
 
 static inline uint64_t link_field(int side) {
-  return side < 0 ? SHH_N_LEFT : SHH_N_RIGHT;
+  return link_at(side > 0);
 }
 static inline uint64_t max_field(int side) {
-  return side < 0 ? SHH_N_LMAX : SHH_N_RMAX;
+  return max_at(side > 0);
 }
 static inline uint64_t child(const struct shmheap *h, uint64_t n, int side) {
   return shh_ld(h, n + link_field(side));
@@ -39,8 +53,8 @@ static inline uint64_t side_max(const struct shmheap *h, uint64_t n, int side) {
 /* The lmax word keeps its balance bits. */
 static inline void set_side_max(const struct shmheap *h, uint64_t n, int side,
                                 uint64_t v) {
-  uint64_t keep = side < 0 ? shh_ld(h, n + SHH_N_LMAX) & SHH_BAL_BITS : 0;
-  shh_st(h, n + max_field(side), v | keep);
+  uint64_t f = n + max_field(side), keep = 0 - (uint64_t)(side < 0);
+  shh_st(h, f, v | (shh_ld(h, f) & SHH_BAL_BITS & keep));
 }
 static inline int bal(const struct shmheap *h, uint64_t n) {
   return (int)(shh_ld(h, n + SHH_N_LMAX) & SHH_BAL_BITS) - SHH_BAL_BIAS;

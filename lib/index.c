@@ -87,17 +87,20 @@ static int start(const struct shmheap *h, struct shh_path *p, uint64_t *root) {
 
 /* ---- walks down ---------------------------------------------------------- */
 
-/* Verifies N as a node in [LO, HI) and records it at level D of PATH. The
- * walks down keep where they are in locals and call this once a level. */
+/* Whether N, at level D of a walk down, is a node in [LO, HI). The walks
+ * read the words they need of N right after it passes and only then record
+ * it (put): a store to the path could be a store to the region as far as
+ * the compiler knows, and would make it read those words again. */
 static inline __attribute__((always_inline)) int
-record(const struct shmheap *h, struct shh_path *p, int d, uint64_t n,
-       uint64_t lo, uint64_t hi) {
-  if (d >= SHH_MAX_DEPTH || !node_ok(h, n, lo, hi))
-    return 0;
+node_at(const struct shmheap *h, int d, uint64_t n, uint64_t lo, uint64_t hi) {
+  return d < SHH_MAX_DEPTH && node_ok(h, n, lo, hi);
+}
+
+static inline void put(struct shh_path *p, int d, uint64_t n, uint64_t lo,
+                       uint64_t hi) {
   p->node[d] = n;
   p->lo[d] = lo;
   p->hi[d] = hi;
-  return 1;
 }
 
 int shh_index_descend(const struct shmheap *h, uint64_t off,
@@ -106,17 +109,16 @@ int shh_index_descend(const struct shmheap *h, uint64_t off,
   int d = 0, err = 0;
   shh_index_empty(path);
   for (; n != 0; d++) {
-    if (n == off || !record(h, path, d, n, lo, hi)) {
+    if (n == off || !node_at(h, d, n, lo, hi)) {
       err = EUCLEAN; /* already indexed, or not a node */
       break;
     }
-    if (off < n) {
-      hi = n;
-      n = child(h, n, -1);
-    } else {
-      lo = n + size_of(h, n);
-      n = child(h, n, 1);
-    }
+    uint64_t r = off > n, end = n + size_of(h, n);
+    uint64_t next = shh_ld(h, n + link_at(r));
+    put(path, d, n, lo, hi);
+    lo = pick(r, lo, end);
+    hi = pick(r, n, hi);
+    n = next;
   }
   path->depth = d;
   return err;
@@ -146,29 +148,37 @@ int shh_index_first_fit(const struct shmheap *h, uint64_t need, uint64_t *off,
   path->depth = 0;
   if (n == 0)
     return 0;
-  if (!record(h, path, 0, n, lo, hi))
+  if (!node_at(h, 0, n, lo, hi))
     return EUCLEAN;
+  uint64_t size = size_of(h, n), lm = side_max(h, n, -1),
+           rm = side_max(h, n, 1);
+  put(path, 0, n, lo, hi);
   path->depth = 1;
-  if (submax(h, n) < need)
+  if (max3(size, lm, rm) < need)
     return 0;
   for (;;) {
-    if (side_max(h, n, -1) >= need) {
-      hi = n;
-      n = child(h, n, -1);
-    } else if (size_of(h, n) >= need) {
+    /* left while the left subtree fits, else this node, else right; the
+     * side is computed (r), so only the last step is a taken branch */
+    uint64_t r = lm < need;
+    /* one comparison each, or the compiler branches on both halves */
+    if (pick(r, 0, size) >= need) {
       *off = n;
       path->at = d;
       path->depth = d + 1;
       return 0;
-    } else if (side_max(h, n, 1) >= need) {
-      lo = n + size_of(h, n);
-      n = child(h, n, 1);
-    } else {
-      return EUCLEAN; /* the parent's maximum promised a fit here */
     }
+    if (pick(r, UINT64_MAX, rm) < need)
+      return EUCLEAN; /* the parent's maximum promised a fit here */
+    lo = pick(r, lo, n + size);
+    hi = pick(r, n, hi);
+    n = shh_ld(h, n + link_at(r));
     /* an empty link here is a maximum that promised a subtree */
-    if (++d, n == 0 || !record(h, path, d, n, lo, hi))
+    if (++d, n == 0 || !node_at(h, d, n, lo, hi))
       return EUCLEAN;
+    size = size_of(h, n);
+    lm = side_max(h, n, -1);
+    rm = side_max(h, n, 1);
+    put(path, d, n, lo, hi);
   }
 }
 
@@ -465,11 +475,12 @@ void shh_index_moved(const struct shmheap *h, struct shh_path *path,
 void shh_index_resized(const struct shmheap *h, const struct shh_path *path) {
   for (int i = path->at - 1; i >= 0; i--) {
     uint64_t n = path->node[i], c = path->node[i + 1], m = submax(h, c);
-    int side = c < n ? -1 : 1;
+    /* the side's maximum word; the left one keeps the balance bits */
+    uint64_t r = c > n, f = n + max_at(r), w = shh_ld(h, f);
     /* an unchanged maximum changes nothing above it */
-    if (side_max(h, n, side) == m)
+    if ((w & ~SHH_BAL_BITS) == m)
       return;
-    set_side_max(h, n, side, m);
+    shh_st(h, f, m | (w & SHH_BAL_BITS & (r - 1)));
   }
 }
 
