@@ -183,8 +183,9 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
  * and a free that merges with the next free block only. PATH is NULL when
  * FROM and the new block are the top (block.h), which the index leaves
  * out: then no index node is touched. */
-static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
-                      uint64_t to, uint64_t size, uint64_t at, uint64_t tag) {
+static inline __attribute__((always_inline)) void
+move_free(struct shmheap *h, struct shh_path *path, uint64_t from, uint64_t to,
+          uint64_t size, uint64_t at, uint64_t tag) {
   uint64_t free_tag = shh_tag_make(h, to, size, 0);
   if (path != NULL)
     shh_index_moved(h, path, to);
@@ -227,6 +228,28 @@ struct note {
   uint64_t off, bits;
 };
 
+/* First fit when no indexed block fits: the top, above them all (when the
+ * index is empty, as in a LIFO run, it is the only candidate). Its start
+ * is carved for SZ bytes (<= h->len) and the rest stays the top; a top too
+ * small to split is taken whole. ENOMEM: no top, or it is too small. */
+static inline __attribute__((always_inline)) int
+fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out) {
+  uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
+  if (__builtin_expect(t == 0 || size < shh_fit(sz), 0))
+    return ENOMEM;
+  if (note != NULL && note->off != 0)
+    shh_st(h, note->off, (t + SHH_TAG) | note->bits);
+  if (__builtin_expect(size >= carve + SHH_MIN_BLOCK, 1)) {
+    move_free(h, NULL, t, t + carve, size - carve, t,
+              shh_tag_make(h, t, carve, SHH_F_USED));
+  } else {
+    static const struct blk none = {0, 0, 0};
+    take_free(h, NULL, t, t, shh_tag_make(h, t, size, SHH_F_USED), &none);
+  }
+  *out = h->base + t + SHH_TAG;
+  return 0;
+}
+
 static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
                       void **out) {
   if ((uint64_t)sz > h->len)
@@ -238,22 +261,8 @@ static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
   if (shh_hdr(h)->root != 0 &&
       (err = shh_index_first_fit(h, need, &b, &path)) != 0)
     return err;
-  if (b == 0) {
-    /* no indexed block fits: the top, above them all, is the first fit */
-    struct blk none = {0, 0, 0};
-    uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
-    if (t == 0 || size < need)
-      return ENOMEM;
-    if (note->off != 0)
-      shh_st(h, note->off, (t + SHH_TAG) | note->bits);
-    if (size >= carve + SHH_MIN_BLOCK)
-      move_free(h, NULL, t, t + carve, size - carve, t,
-                shh_tag_make(h, t, carve, SHH_F_USED));
-    else
-      take_free(h, NULL, t, t, shh_tag_make(h, t, size, SHH_F_USED), &none);
-    *out = h->base + t + SHH_TAG;
-    return 0;
-  }
+  if (b == 0)
+    return fit_top(h, sz, note, out);
   uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
   struct blk after = {0, 0, 0};
   if (size < carve + SHH_MIN_BLOCK &&
@@ -374,6 +383,39 @@ static int free_locked(struct shmheap *h, void *ptr) {
   return 0;
 }
 
+/* free's fast path, for the case a LIFO run makes: the index is empty,
+ * there are no names, and the block at PTR is live and lies between a used
+ * block (or the heap's start) and the top, which it joins. Returns 1 when
+ * it freed the block, or 0 when any of that is not so or anything fails to
+ * verify: free_locked then decides, and refuses what it must, with nothing
+ * written here. What it verifies is what free_locked would in this case:
+ * the block's tag (USED, neither PREV_FREE nor NAMED) and the top's tag and
+ * footer (shh_top), the one right after the block; the writes are
+ * free_locked's, in its order. */
+static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
+                                                          const void *ptr) {
+  const struct shh_header *hd = shh_hdr(h);
+  uint64_t p = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
+  uint64_t a = p - SHH_TAG;
+  if (hd->root != 0 || __atomic_load_n(&hd->names, __ATOMIC_RELAXED) != 0 ||
+      !handle_ok(h, p) || !shh_phase_ok(a))
+    return 0;
+  uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag);
+  uint64_t t = shh_top(h);
+  if ((atag & SHH_F_MASK) != SHH_F_USED || asize < SHH_MIN_BLOCK ||
+      a + asize != t || !shh_tag_ok(h, a, atag) ||
+      shh_tag_prev_free(shh_ld(h, t)))
+    return 0;
+  SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
+  uint64_t size = h->len - a, tag = shh_tag_make(h, a, size, 0);
+  shh_put_footer(h, a, size, tag);
+  commit(h, a, tag);
+  shh_st(h, t, 0); /* swallowed by the block */
+  SHH_CRASH_POINT(h);
+  SHH_TRACE_END(h, NULL, 0);
+  return 1;
+}
+
 /* Gives the tail of A beyond KEEP bytes back to the heap, merging it with
  * NEXT, the verified block after A, when that is free. */
 static int shrink_locked(struct shmheap *h, const struct blk *a,
@@ -487,7 +529,13 @@ struct call {
 static int alloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
   SHH_TRACE_BEGIN(h, SHH_TRACE_ALLOC, c->sz, NULL);
-  int err = alloc_locked(h, c->sz, &c->out);
+  int err = 0;
+  /* an empty index (as in a LIFO run): the top is first fit, and fit_top
+   * the whole of it; anything else, and every failure, goes the long way */
+  if (__builtin_expect(shh_hdr(h)->root != 0 || (uint64_t)c->sz > h->len ||
+                           fit_top(h, c->sz, NULL, &c->out) != 0,
+                       0))
+    err = alloc_locked(h, c->sz, &c->out);
   SHH_TRACE_END(h, c->out, err);
   return err;
 }
@@ -510,6 +558,8 @@ static int realloc_op(struct shmheap *h, void *arg) {
 
 static int free_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
+  if (__builtin_expect(free_top(h, c->ptr), 1))
+    return 0;
   if (internal(h, c->ptr))
     return EINVAL;
   SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, c->ptr);
