@@ -383,28 +383,36 @@ static int free_locked(struct shmheap *h, void *ptr) {
   return 0;
 }
 
+/* A caller's pointer to one of the names directory's own blocks. Without
+ * a directory there are none: that costs one load. */
+static inline int internal(const struct shmheap *h, const void *ptr) {
+  return __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0 &&
+         shh_names_internal(h,
+                            (uint64_t)((const unsigned char *)ptr - h->base));
+}
+
 /* free's fast path, for the case a LIFO run makes: the index is empty,
- * there are no names, and the block at PTR is live and lies between a used
- * block (or the heap's start) and the top, which it joins. Returns 1 when
- * it freed the block, or 0 when any of that is not so or anything fails to
- * verify: free_locked then decides, and refuses what it must, with nothing
- * written here. What it verifies is what free_locked would in this case:
- * the block's tag (USED, neither PREV_FREE nor NAMED) and the top's tag and
- * footer (shh_top), the one right after the block; the writes are
- * free_locked's, in its order. */
+ * there are no names (so the block is not one of the names directory's),
+ * and the block at PTR is live, not named, and lies between a used block (or
+ * the heap's start) and the top, which it joins. Returns 1 when it freed the
+ * block, or 0 when any of that is not so or anything fails to verify: free_slow
+ * then goes the long way, which decides, and refuses what it must, with nothing
+ * written here. What it verifies is what free_locked would in this case: the
+ * block's tag (USED, neither PREV_FREE nor NAMED) and the top's tag and footer
+ * (shh_top), the one right after the block; the writes are free_locked's,
+ * in its order. */
 static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
                                                           const void *ptr) {
-  const struct shh_header *hd = shh_hdr(h);
   uint64_t p = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
   uint64_t a = p - SHH_TAG;
-  if (hd->root != 0 || __atomic_load_n(&hd->names, __ATOMIC_RELAXED) != 0 ||
-      !handle_ok(h, p) || !shh_phase_ok(a))
+  if (shh_hdr(h)->root != 0 || !handle_ok(h, p) || !shh_phase_ok(a))
     return 0;
   uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag);
   uint64_t t = shh_top(h);
   if ((atag & SHH_F_MASK) != SHH_F_USED || asize < SHH_MIN_BLOCK ||
       a + asize != t || !shh_tag_ok(h, a, atag) ||
-      shh_tag_prev_free(shh_ld(h, t)))
+      shh_tag_prev_free(shh_ld(h, h->len - SHH_FOOTER)) ||
+      __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0)
     return 0;
   SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
   uint64_t size = h->len - a, tag = shh_tag_make(h, a, size, 0);
@@ -526,26 +534,6 @@ struct call {
   void *out;
 };
 
-static int alloc_op(struct shmheap *h, void *arg) {
-  struct call *c = arg;
-  SHH_TRACE_BEGIN(h, SHH_TRACE_ALLOC, c->sz, NULL);
-  int err = 0;
-  /* an empty index (as in a LIFO run): the top is first fit, and fit_top
-   * the whole of it; anything else, and every failure, goes the long way */
-  if (__builtin_expect(shh_hdr(h)->root != 0 || (uint64_t)c->sz > h->len ||
-                           fit_top(h, c->sz, NULL, &c->out) != 0,
-                       0))
-    err = alloc_locked(h, c->sz, &c->out);
-  SHH_TRACE_END(h, c->out, err);
-  return err;
-}
-
-/* A caller's pointer to one of the names directory's own blocks. */
-static int internal(const struct shmheap *h, const void *ptr) {
-  return shh_names_internal(h,
-                            (uint64_t)((const unsigned char *)ptr - h->base));
-}
-
 static int realloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
   if (internal(h, c->ptr))
@@ -553,18 +541,6 @@ static int realloc_op(struct shmheap *h, void *arg) {
   SHH_TRACE_BEGIN(h, SHH_TRACE_REALLOC, c->sz, c->ptr);
   int err = realloc_locked(h, c->ptr, c->sz, &c->out);
   SHH_TRACE_END(h, c->out, err);
-  return err;
-}
-
-static int free_op(struct shmheap *h, void *arg) {
-  struct call *c = arg;
-  if (__builtin_expect(free_top(h, c->ptr), 1))
-    return 0;
-  if (internal(h, c->ptr))
-    return EINVAL;
-  SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, c->ptr);
-  int err = free_locked(h, c->ptr);
-  SHH_TRACE_END(h, NULL, err);
   return err;
 }
 
@@ -576,9 +552,33 @@ static int usable_op(struct shmheap *h, void *arg) {
   return err;
 }
 
+/* alloc and free try their fast paths (fit_top on an empty index,
+ * free_top) with nothing else live across the lock's calls, and leave
+ * everything else to a function of its own: then between the lock's two
+ * atomic operations there are no stores but the heap's own and the
+ * lock's, no frame, no spilled registers. */
+static __attribute__((noinline)) void *alloc_slow(struct shmheap *h,
+                                                  size_t sz) {
+  void *p = NULL;
+  int err = alloc_locked(h, sz, &p);
+  SHH_TRACE_END(h, p, err);
+  return shh_leave(h, err) == 0 ? p : NULL;
+}
+
 SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
-  struct call c = {NULL, sz, NULL};
-  return shh_locked(mem, alloc_op, &c) == 0 ? c.out : NULL;
+  void *p;
+  if (shh_enter(mem) != 0)
+    return NULL;
+  SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);
+  /* an empty index (as in a LIFO run): the top is first fit, and fit_top
+   * the whole of it; anything else, and every failure, goes the long way */
+  if (__builtin_expect(shh_hdr(mem)->root != 0 || (uint64_t)sz > mem->len ||
+                           fit_top(mem, sz, NULL, &p) != 0,
+                       0))
+    return alloc_slow(mem, sz);
+  SHH_TRACE_END(mem, p, 0);
+  shh_unlock(mem);
+  return p;
 }
 
 SHH_EXPORT void *shmheap_calloc(shmheap_memory_handle mem, size_t n,
@@ -601,6 +601,16 @@ SHH_EXPORT void *shmheap_realloc(shmheap_memory_handle mem, void *ptr,
   return shh_locked(mem, realloc_op, &c) == 0 ? c.out : NULL;
 }
 
+static __attribute__((noinline)) void free_slow(struct shmheap *h, void *ptr) {
+  int err = EINVAL;
+  if (!internal(h, ptr)) {
+    SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
+    err = free_locked(h, ptr);
+    SHH_TRACE_END(h, NULL, err);
+  }
+  (void)shh_leave(h, err);
+}
+
 SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
   uint64_t off;
   if (ptr == NULL)
@@ -609,8 +619,12 @@ SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
     errno = EINVAL; /* not ours: refused without taking the lock */
     return;
   }
-  struct call c = {ptr, 0, NULL};
-  (void)shh_locked(mem, free_op, &c);
+  if (shh_enter(mem) != 0)
+    return;
+  if (__builtin_expect(free_top(mem, ptr), 1))
+    shh_unlock(mem);
+  else
+    free_slow(mem, ptr);
 }
 
 SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {

@@ -405,10 +405,11 @@ static int lock_slow(struct shmheap *h, uint64_t own,
 
 /* Whether this thread's cache is current for H: its generation is the
  * process's and its owner word is H's (a tid is never 0, so neither is the
- * word). One load and two compares. */
+ * word). A generation of 0 (a child not yet renewed) never matches: a
+ * thread's own_key is 0 until lock_renew sets it, with a nonzero gen. */
 static inline int self_current(const struct shmheap *h) {
   uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
-  return gen != 0 && gen == me.gen && me.own_key == (OWN_VALID | h->lock_key);
+  return gen == me.gen && me.own_key == (OWN_VALID | h->lock_key);
 }
 
 /* Whether the heap, whose lock this thread just took, may be used: it is
