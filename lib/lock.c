@@ -100,9 +100,11 @@ struct self {
   uint32_t tid;
   /* The lock words this thread holds: a word that names this thread but
    * is not among them was left by a dead thread whose id the kernel
-   * reused. */
+   * reused. One of them in last, the rest in held[]: a thread that holds
+   * one lock at a time notes it with one store. */
+  const uint64_t *last;
   int nheld;
-  const uint64_t *held[MAX_HELD];
+  const uint64_t *held[MAX_HELD - 1];
 };
 static __thread struct self me __attribute__((tls_model("initial-exec")));
 
@@ -138,6 +140,8 @@ static uint32_t my_ns(void) {
 }
 
 static int held_here(const uint64_t *w) {
+  if (me.last == w)
+    return 1;
   for (int i = 0; i < me.nheld; i++)
     if (me.held[i] == w)
       return 1;
@@ -425,12 +429,12 @@ static __attribute__((noinline)) int lock_usable(struct shmheap *h) {
   return 0;
 }
 
-/* Once the word W is ours: note that we hold it, store its witness, and
- * check that the heap may be used. */
-static inline __attribute__((always_inline)) int lock_taken(struct shmheap *h,
-                                                            uint64_t *w) {
+static void release(struct shmheap *h, uint64_t *w);
+
+/* Once the word is ours and noted: store its witness and check that the
+ * heap may be used. */
+static inline __attribute__((always_inline)) int lock_ready(struct shmheap *h) {
   struct shh_header *hd = shh_hdr(h);
-  me.held[me.nheld++] = w;
   __atomic_store_n(&hd->lock_check, me.own_witness, __ATOMIC_RELAXED);
   if (__builtin_expect(__atomic_load_n(&hd->state, __ATOMIC_RELAXED) ==
                                SHH_STATE_READY &&
@@ -438,6 +442,29 @@ static inline __attribute__((always_inline)) int lock_taken(struct shmheap *h,
                        1))
     return 0;
   return lock_usable(h);
+}
+
+/* lock_taken when last is taken: W goes to held[], or, when this thread
+ * holds as many words as it can note, the word is given back at once. */
+static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
+                                                     uint64_t *w) {
+  if (me.nheld == MAX_HELD - 1) {
+    release(h, w);
+    return EDEADLK; /* callbacks nested deeper than anyone needs */
+  }
+  me.held[me.nheld++] = w;
+  return lock_ready(h);
+}
+
+/* Once the word W is ours: note that we hold it, then lock_ready. All of
+ * it comes after the compare-and-swap, so that it waits for nothing but
+ * the word. */
+static inline __attribute__((always_inline)) int lock_taken(struct shmheap *h,
+                                                            uint64_t *w) {
+  if (__builtin_expect(me.last != NULL, 0))
+    return lock_taken_deep(h, w);
+  me.last = w;
+  return lock_ready(h);
 }
 
 /* shh_lock when the word is held by someone: wait for it. */
@@ -466,6 +493,7 @@ lock_renew(struct shmheap *h, const struct timespec *deadline) {
     }
     me.gen = gen;
     me.tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
+    me.last = NULL;
     me.nheld = 0;
   }
   /* the hash is worth computing once per thread and heap */
@@ -478,8 +506,6 @@ lock_renew(struct shmheap *h, const struct timespec *deadline) {
 int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   if (__builtin_expect(!self_current(h), 0))
     return lock_renew(h, deadline);
-  if (__builtin_expect(me.nheld == MAX_HELD, 0))
-    return EDEADLK; /* callbacks nested deeper than anyone needs */
   uint64_t *w = word(h), expect = 0;
   if (__builtin_expect(!__atomic_compare_exchange_n(w, &expect, me.own_word, 0,
                                                     __ATOMIC_ACQUIRE,
@@ -489,9 +515,9 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return lock_taken(h, w);
 }
 
-/* forget_held's search below the word locked last. */
-static __attribute__((noinline)) void forget_held_deep(const uint64_t *w) {
-  for (int i = me.nheld - 2; i >= 0; i--) {
+/* forget_held when W is not last: it is in held[]. */
+static __attribute__((noinline)) void forget_deep(const uint64_t *w) {
+  for (int i = me.nheld - 1; i >= 0; i--) {
     if (me.held[i] == w) {
       me.held[i] = me.held[--me.nheld];
       return;
@@ -499,14 +525,13 @@ static __attribute__((noinline)) void forget_held_deep(const uint64_t *w) {
   }
 }
 
-/* Drops W from the words this thread holds; the common case, the word
- * locked last, is one compare. */
+/* Drops W from the words this thread holds; the common case, one word
+ * held, is one compare and one store. */
 static inline void forget_held(const uint64_t *w) {
-  int n = me.nheld;
-  if (__builtin_expect(n > 0 && me.held[n - 1] == w, 1))
-    me.nheld = n - 1;
+  if (__builtin_expect(me.last == w, 1))
+    me.last = NULL;
   else
-    forget_held_deep(w);
+    forget_deep(w);
 }
 
 /* The release when the word is not just ours: V, its value, has a flag
@@ -531,15 +556,35 @@ static __attribute__((noinline)) void unlock_slow(struct shmheap *h,
   }
 }
 
+/* Gives the word W of H's lock back, as shh_unlock does, but for a word
+ * this thread took and did not note. */
+static __attribute__((noinline)) void release(struct shmheap *h, uint64_t *w) {
+  uint64_t v = me.own_word;
+  if (!__atomic_compare_exchange_n(w, &v, 0, 0, __ATOMIC_RELEASE,
+                                   __ATOMIC_RELAXED))
+    unlock_slow(h, w, v);
+}
+
+/* shh_unlock when the word held more than our word. */
+static __attribute__((noinline)) void unlock_flagged(struct shmheap *h,
+                                                     uint64_t *w, uint64_t v) {
+  unlock_slow(h, w, v);
+  forget_held(w);
+}
+
+/* The release comes first, so that it waits for nothing but the heap's
+ * stores; the note that this thread held the word is dropped after (only
+ * this thread reads it). */
 void shh_unlock(struct shmheap *h) {
   uint64_t *w = word(h);
-  forget_held(w);
   /* the common case: we hold it with no flag set (own_word is our word
    * for the heap we locked last; when it is not, unlock_slow is right) */
   uint64_t v = me.own_word;
-  if (__builtin_expect(__atomic_compare_exchange_n(
+  if (__builtin_expect(!__atomic_compare_exchange_n(
                            w, &v, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED),
-                       1))
+                       0)) {
+    unlock_flagged(h, w, v);
     return;
-  unlock_slow(h, w, v);
+  }
+  forget_held(w);
 }
