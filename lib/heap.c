@@ -235,11 +235,12 @@ struct note {
 static inline __attribute__((always_inline)) int
 fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out) {
   uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
-  if (__builtin_expect(t == 0 || size < shh_fit(sz), 0))
+  int split = size >= carve + SHH_MIN_BLOCK; /* then it fits */
+  if (__builtin_expect(t == 0 || (!split && size < shh_fit(sz)), 0))
     return ENOMEM;
   if (note != NULL && note->off != 0)
     shh_st(h, note->off, (t + SHH_TAG) | note->bits);
-  if (__builtin_expect(size >= carve + SHH_MIN_BLOCK, 1)) {
+  if (__builtin_expect(split, 1)) {
     move_free(h, NULL, t, t + carve, size - carve, t,
               shh_tag_make(h, t, carve, SHH_F_USED));
   } else {
@@ -393,29 +394,32 @@ static inline int internal(const struct shmheap *h, const void *ptr) {
 
 /* free's fast path, for the case a LIFO run makes: the index is empty,
  * there are no names (so the block is not one of the names directory's),
- * and the block at PTR is live, not named, and lies between a used block (or
- * the heap's start) and the top, which it joins. Returns 1 when it freed the
- * block, or 0 when any of that is not so or anything fails to verify: free_slow
- * then goes the long way, which decides, and refuses what it must, with nothing
- * written here. What it verifies is what free_locked would in this case: the
- * block's tag (USED, neither PREV_FREE nor NAMED) and the top's tag and footer
- * (shh_top), the one right after the block; the writes are free_locked's,
- * in its order. */
+ * and the block at PTR is live, not named, and lies between a used block
+ * (or the heap's start) and the top, which it joins. Returns 1 when it
+ * freed the block, or 0 when any of that is not so or anything fails to
+ * verify: free_slow then goes the long way, which decides, and refuses
+ * what it must, with nothing written here. What it verifies is what
+ * free_locked would in this case: the block's tag (USED, neither PREV_FREE
+ * nor NAMED), and the tag of the block after it, free (without PREV_FREE),
+ * ending the heap and repeated by the heap's last word (the top, as
+ * shh_top finds it); the writes are free_locked's, in its order. */
 static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
                                                           const void *ptr) {
   uint64_t p = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
-  uint64_t a = p - SHH_TAG;
+  uint64_t a = p - SHH_TAG, len = h->len;
   if (shh_hdr(h)->root != 0 || !handle_ok(h, p) || !shh_phase_ok(a))
     return 0;
-  uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag);
-  uint64_t t = shh_top(h);
+  uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag), t = a + asize;
+  uint64_t f = shh_ld(h, len - SHH_FOOTER), tsize = shh_tag_size(f);
+  /* tsize == len - t keeps t inside the heap before its tag is read */
   if ((atag & SHH_F_MASK) != SHH_F_USED || asize < SHH_MIN_BLOCK ||
-      a + asize != t || !shh_tag_ok(h, a, atag) ||
-      shh_tag_prev_free(shh_ld(h, h->len - SHH_FOOTER)) ||
+      (f & SHH_F_MASK) != 0 || tsize != len - t || tsize < SHH_MIN_BLOCK ||
+      !shh_phase_ok(t) || shh_ld(h, t) != f || !shh_tag_ok(h, a, atag) ||
+      !shh_tag_ok(h, t, f) ||
       __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0)
     return 0;
   SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
-  uint64_t size = h->len - a, tag = shh_tag_make(h, a, size, 0);
+  uint64_t size = len - a, tag = shh_tag_make(h, a, size, 0);
   shh_put_footer(h, a, size, tag);
   commit(h, a, tag);
   shh_st(h, t, 0); /* swallowed by the block */
