@@ -405,9 +405,13 @@ static inline int internal(const struct shmheap *h, const void *ptr) {
  * shh_top finds it); the writes are free_locked's, in its order. */
 static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
                                                           const void *ptr) {
+  const struct shh_header *hd = shh_hdr(h);
   uint64_t p = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
   uint64_t a = p - SHH_TAG, len = h->len;
-  if (shh_hdr(h)->root != 0 || !handle_ok(h, p) || !shh_phase_ok(a))
+  /* shmheap_free checked handle_ok before the lock, with the same len
+   * unless the heap can grow */
+  if ((hd->root | __atomic_load_n(&hd->names, __ATOMIC_RELAXED)) != 0 ||
+      (h->growable && !handle_ok(h, p)) || !shh_phase_ok(a))
     return 0;
   uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag), t = a + asize;
   uint64_t f = shh_ld(h, len - SHH_FOOTER), tsize = shh_tag_size(f);
@@ -415,8 +419,7 @@ static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
   if ((atag & SHH_F_MASK) != SHH_F_USED || asize < SHH_MIN_BLOCK ||
       (f & SHH_F_MASK) != 0 || tsize != len - t || tsize < SHH_MIN_BLOCK ||
       !shh_phase_ok(t) || shh_ld(h, t) != f || !shh_tag_ok(h, a, atag) ||
-      !shh_tag_ok(h, t, f) ||
-      __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0)
+      !shh_tag_ok(h, t, f))
     return 0;
   SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
   uint64_t size = len - a, tag = shh_tag_make(h, a, size, 0);

@@ -432,9 +432,10 @@ static __attribute__((noinline)) int lock_usable(struct shmheap *h) {
 static void release(struct shmheap *h, uint64_t *w);
 
 /* Once the word is ours and noted: store its witness and check that the
- * heap may be used. */
-static inline __attribute__((always_inline)) int lock_ready(struct shmheap *h) {
-  struct shh_header *hd = shh_hdr(h);
+ * heap (HD, its header, from before the compare-and-swap, which makes the
+ * compiler reload H) may be used. */
+static inline __attribute__((always_inline)) int
+lock_ready(struct shmheap *h, struct shh_header *hd) {
   __atomic_store_n(&hd->lock_check, me.own_witness, __ATOMIC_RELAXED);
   if (__builtin_expect(__atomic_load_n(&hd->state, __ATOMIC_RELAXED) ==
                                SHH_STATE_READY &&
@@ -447,34 +448,33 @@ static inline __attribute__((always_inline)) int lock_ready(struct shmheap *h) {
 /* lock_taken when last is taken: W goes to held[], or, when this thread
  * holds as many words as it can note, the word is given back at once. */
 static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
-                                                     uint64_t *w) {
+                                                     struct shh_header *hd) {
   if (me.nheld == MAX_HELD - 1) {
-    release(h, w);
+    release(h, &hd->lock);
     return EDEADLK; /* callbacks nested deeper than anyone needs */
   }
-  me.held[me.nheld++] = w;
-  return lock_ready(h);
+  me.held[me.nheld++] = &hd->lock;
+  return lock_ready(h, hd);
 }
 
-/* Once the word W is ours: note that we hold it, then lock_ready. All of
- * it comes after the compare-and-swap, so that it waits for nothing but
+/* Once the word in HD is ours: note that we hold it, then lock_ready. All
+ * of it comes after the compare-and-swap, so that it waits for nothing but
  * the word. */
-static inline __attribute__((always_inline)) int lock_taken(struct shmheap *h,
-                                                            uint64_t *w) {
+static inline __attribute__((always_inline)) int
+lock_taken(struct shmheap *h, struct shh_header *hd) {
   if (__builtin_expect(me.last != NULL, 0))
-    return lock_taken_deep(h, w);
-  me.last = w;
-  return lock_ready(h);
+    return lock_taken_deep(h, hd);
+  me.last = &hd->lock;
+  return lock_ready(h, hd);
 }
 
 /* shh_lock when the word is held by someone: wait for it. */
 static __attribute__((noinline)) int
 lock_contended(struct shmheap *h, const struct timespec *deadline) {
   int saved = errno; /* a call that succeeds leaves errno alone */
-  uint64_t *w = word(h);
   int err = lock_slow(h, me.own_word, deadline);
   errno = saved;
-  return err != 0 ? err : lock_taken(h, w);
+  return err != 0 ? err : lock_taken(h, shh_hdr(h));
 }
 
 /* shh_lock when this thread's cache is not current for H: after a fork
@@ -506,13 +506,14 @@ lock_renew(struct shmheap *h, const struct timespec *deadline) {
 int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   if (__builtin_expect(!self_current(h), 0))
     return lock_renew(h, deadline);
-  uint64_t *w = word(h), expect = 0;
-  if (__builtin_expect(!__atomic_compare_exchange_n(w, &expect, me.own_word, 0,
-                                                    __ATOMIC_ACQUIRE,
-                                                    __ATOMIC_RELAXED),
-                       0))
+  struct shh_header *hd = shh_hdr(h);
+  uint64_t expect = 0;
+  if (__builtin_expect(
+          !__atomic_compare_exchange_n(&hd->lock, &expect, me.own_word, 0,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
+          0))
     return lock_contended(h, deadline);
-  return lock_taken(h, w);
+  return lock_taken(h, hd);
 }
 
 /* forget_held when W is not last: it is in held[]. */
