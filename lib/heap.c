@@ -384,25 +384,20 @@ static int free_locked(struct shmheap *h, void *ptr) {
   return 0;
 }
 
-/* A caller's pointer to one of the names directory's own blocks. Without
- * a directory there are none: that costs one load. */
+/* A caller's pointer to one of the names directory's own blocks. */
 static inline int internal(const struct shmheap *h, const void *ptr) {
   return __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0 &&
          shh_names_internal(h,
                             (uint64_t)((const unsigned char *)ptr - h->base));
 }
 
-/* free's fast path, for the case a LIFO run makes: the index is empty,
- * there are no names (so the block is not one of the names directory's),
- * and the block at PTR is live, not named, and lies between a used block
- * (or the heap's start) and the top, which it joins. Returns 1 when it
- * freed the block, or 0 when any of that is not so or anything fails to
- * verify: free_slow then goes the long way, which decides, and refuses
- * what it must, with nothing written here. What it verifies is what
- * free_locked would in this case: the block's tag (USED, neither PREV_FREE
- * nor NAMED), and the tag of the block after it, free (without PREV_FREE),
- * ending the heap and repeated by the heap's last word (the top, as
- * shh_top finds it); the writes are free_locked's, in its order. */
+/* free's fast path, for a LIFO run: no index, no names, and the live block
+ * at PTR lies between a used block (or the heap's start) and the top, which
+ * it joins. 1 when done; 0, with nothing written, when any of that is not
+ * so or anything fails to verify: free_slow then decides. It verifies what
+ * free_locked would here: the block's tag (USED, not PREV_FREE nor NAMED),
+ * and the next block's, free (not PREV_FREE), ending the heap, repeated by
+ * the heap's last word (shh_top's test); its writes are free_locked's. */
 static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
                                                           const void *ptr) {
   const struct shh_header *hd = shh_hdr(h);
@@ -561,9 +556,8 @@ static int usable_op(struct shmheap *h, void *arg) {
 
 /* alloc and free take the lock as a leaf (lock.h: nothing they do under
  * it runs caller code or locks again) and try their fast paths (fit_top
- * on an empty index, free_top) inline, with no struct on the stack and no
- * call through a pointer; everything else, the long way and the errors,
- * is in a function of its own. */
+ * on an empty index, free_top) inline; the long way and the errors are in
+ * functions of their own. */
 static __attribute__((noinline)) void *alloc_slow(struct shmheap *h,
                                                   size_t sz) {
   void *p = NULL;
@@ -577,8 +571,7 @@ SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
   if (shh_enter(mem, 1) != 0)
     return NULL;
   SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);
-  /* an empty index (as in a LIFO run): the top is first fit, and fit_top
-   * the whole of it; anything else, and every failure, goes the long way */
+  /* an empty index (a LIFO run): the top is first fit, fit_top all of it */
   if (__builtin_expect(shh_hdr(mem)->root != 0 || (uint64_t)sz > mem->len ||
                            fit_top(mem, sz, NULL, &p) != 0,
                        0))
