@@ -183,8 +183,9 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
  * and a free that merges with the next free block only. PATH is NULL when
  * FROM and the new block are the top (block.h), which the index leaves
  * out: then no index node is touched. */
-static void move_free(struct shmheap *h, struct shh_path *path, uint64_t from,
-                      uint64_t to, uint64_t size, uint64_t at, uint64_t tag) {
+static inline __attribute__((always_inline)) void
+move_free(struct shmheap *h, struct shh_path *path, uint64_t from, uint64_t to,
+          uint64_t size, uint64_t at, uint64_t tag) {
   uint64_t free_tag = shh_tag_make(h, to, size, 0);
   if (path != NULL)
     shh_index_moved(h, path, to);
@@ -227,6 +228,29 @@ struct note {
   uint64_t off, bits;
 };
 
+/* First fit when no indexed block fits: the top, above them all (when the
+ * index is empty, as in a LIFO run, it is the only candidate). Its start
+ * is carved for SZ bytes (<= h->len) and the rest stays the top; a top too
+ * small to split is taken whole. ENOMEM: no top, or it is too small. */
+static inline __attribute__((always_inline)) int
+fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out) {
+  uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
+  int split = size >= carve + SHH_MIN_BLOCK; /* then it fits */
+  if (__builtin_expect(t == 0 || (!split && size < shh_fit(sz)), 0))
+    return ENOMEM;
+  if (note != NULL && note->off != 0)
+    shh_st(h, note->off, (t + SHH_TAG) | note->bits);
+  if (__builtin_expect(split, 1)) {
+    move_free(h, NULL, t, t + carve, size - carve, t,
+              shh_tag_make(h, t, carve, SHH_F_USED));
+  } else {
+    static const struct blk none = {0, 0, 0};
+    take_free(h, NULL, t, t, shh_tag_make(h, t, size, SHH_F_USED), &none);
+  }
+  *out = h->base + t + SHH_TAG;
+  return 0;
+}
+
 static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
                       void **out) {
   if ((uint64_t)sz > h->len)
@@ -238,22 +262,8 @@ static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
   if (shh_hdr(h)->root != 0 &&
       (err = shh_index_first_fit(h, need, &b, &path)) != 0)
     return err;
-  if (b == 0) {
-    /* no indexed block fits: the top, above them all, is the first fit */
-    struct blk none = {0, 0, 0};
-    uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
-    if (t == 0 || size < need)
-      return ENOMEM;
-    if (note->off != 0)
-      shh_st(h, note->off, (t + SHH_TAG) | note->bits);
-    if (size >= carve + SHH_MIN_BLOCK)
-      move_free(h, NULL, t, t + carve, size - carve, t,
-                shh_tag_make(h, t, carve, SHH_F_USED));
-    else
-      take_free(h, NULL, t, t, shh_tag_make(h, t, size, SHH_F_USED), &none);
-    *out = h->base + t + SHH_TAG;
-    return 0;
-  }
+  if (b == 0)
+    return fit_top(h, sz, note, out);
   uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
   struct blk after = {0, 0, 0};
   if (size < carve + SHH_MIN_BLOCK &&
@@ -374,6 +384,48 @@ static int free_locked(struct shmheap *h, void *ptr) {
   return 0;
 }
 
+/* A caller's pointer to one of the names directory's own blocks. */
+static inline int internal(const struct shmheap *h, const void *ptr) {
+  return __atomic_load_n(&shh_hdr(h)->names, __ATOMIC_RELAXED) != 0 &&
+         shh_names_internal(h,
+                            (uint64_t)((const unsigned char *)ptr - h->base));
+}
+
+/* free's fast path, for a LIFO run: no index, no names, and the live block
+ * at PTR lies between a used block (or the heap's start) and the top, which
+ * it joins. 1 when done; 0, with nothing written, when any of that is not
+ * so or anything fails to verify: free_slow then decides. It verifies what
+ * free_locked would here: the block's tag (USED, not PREV_FREE nor NAMED),
+ * and the next block's, free (not PREV_FREE), ending the heap, repeated by
+ * the heap's last word (shh_top's test); its writes are free_locked's. */
+static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
+                                                          const void *ptr) {
+  const struct shh_header *hd = shh_hdr(h);
+  uint64_t p = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
+  uint64_t a = p - SHH_TAG, len = h->len;
+  /* shmheap_free checked handle_ok before the lock, with the same len
+   * unless the heap can grow */
+  if ((hd->root | __atomic_load_n(&hd->names, __ATOMIC_RELAXED)) != 0 ||
+      (h->growable && !handle_ok(h, p)) || !shh_phase_ok(a))
+    return 0;
+  uint64_t atag = shh_ld(h, a), asize = shh_tag_size(atag), t = a + asize;
+  uint64_t f = shh_ld(h, len - SHH_FOOTER), tsize = shh_tag_size(f);
+  /* tsize == len - t keeps t inside the heap before its tag is read */
+  if ((atag & SHH_F_MASK) != SHH_F_USED || asize < SHH_MIN_BLOCK ||
+      (f & SHH_F_MASK) != 0 || tsize != len - t || tsize < SHH_MIN_BLOCK ||
+      !shh_phase_ok(t) || shh_ld(h, t) != f || !shh_tag_ok(h, a, atag) ||
+      !shh_tag_ok(h, t, f))
+    return 0;
+  SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
+  uint64_t size = len - a, tag = shh_tag_make(h, a, size, 0);
+  shh_put_footer(h, a, size, tag);
+  commit(h, a, tag);
+  shh_st(h, t, 0); /* swallowed by the block */
+  SHH_CRASH_POINT(h);
+  SHH_TRACE_END(h, NULL, 0);
+  return 1;
+}
+
 /* Gives the tail of A beyond KEEP bytes back to the heap, merging it with
  * NEXT, the verified block after A, when that is free. */
 static int shrink_locked(struct shmheap *h, const struct blk *a,
@@ -484,20 +536,6 @@ struct call {
   void *out;
 };
 
-static int alloc_op(struct shmheap *h, void *arg) {
-  struct call *c = arg;
-  SHH_TRACE_BEGIN(h, SHH_TRACE_ALLOC, c->sz, NULL);
-  int err = alloc_locked(h, c->sz, &c->out);
-  SHH_TRACE_END(h, c->out, err);
-  return err;
-}
-
-/* A caller's pointer to one of the names directory's own blocks. */
-static int internal(const struct shmheap *h, const void *ptr) {
-  return shh_names_internal(h,
-                            (uint64_t)((const unsigned char *)ptr - h->base));
-}
-
 static int realloc_op(struct shmheap *h, void *arg) {
   struct call *c = arg;
   if (internal(h, c->ptr))
@@ -505,16 +543,6 @@ static int realloc_op(struct shmheap *h, void *arg) {
   SHH_TRACE_BEGIN(h, SHH_TRACE_REALLOC, c->sz, c->ptr);
   int err = realloc_locked(h, c->ptr, c->sz, &c->out);
   SHH_TRACE_END(h, c->out, err);
-  return err;
-}
-
-static int free_op(struct shmheap *h, void *arg) {
-  struct call *c = arg;
-  if (internal(h, c->ptr))
-    return EINVAL;
-  SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, c->ptr);
-  int err = free_locked(h, c->ptr);
-  SHH_TRACE_END(h, NULL, err);
   return err;
 }
 
@@ -526,9 +554,31 @@ static int usable_op(struct shmheap *h, void *arg) {
   return err;
 }
 
+/* alloc and free take the lock as a leaf (lock.h: nothing they do under
+ * it runs caller code or locks again) and try their fast paths (fit_top
+ * on an empty index, free_top) inline; the long way and the errors are in
+ * functions of their own. */
+static __attribute__((noinline)) void *alloc_slow(struct shmheap *h,
+                                                  size_t sz) {
+  void *p = NULL;
+  int err = alloc_locked(h, sz, &p);
+  SHH_TRACE_END(h, p, err);
+  return shh_leave(h, 1, err) == 0 ? p : NULL;
+}
+
 SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
-  struct call c = {NULL, sz, NULL};
-  return shh_locked(mem, alloc_op, &c) == 0 ? c.out : NULL;
+  void *p;
+  if (shh_enter(mem, 1) != 0)
+    return NULL;
+  SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);
+  /* an empty index (a LIFO run): the top is first fit, fit_top all of it */
+  if (__builtin_expect(shh_hdr(mem)->root != 0 || (uint64_t)sz > mem->len ||
+                           fit_top(mem, sz, NULL, &p) != 0,
+                       0))
+    return alloc_slow(mem, sz);
+  SHH_TRACE_END(mem, p, 0);
+  shh_unlock_leaf(mem);
+  return p;
 }
 
 SHH_EXPORT void *shmheap_calloc(shmheap_memory_handle mem, size_t n,
@@ -551,6 +601,16 @@ SHH_EXPORT void *shmheap_realloc(shmheap_memory_handle mem, void *ptr,
   return shh_locked(mem, realloc_op, &c) == 0 ? c.out : NULL;
 }
 
+static __attribute__((noinline)) void free_slow(struct shmheap *h, void *ptr) {
+  int err = EINVAL;
+  if (!internal(h, ptr)) {
+    SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
+    err = free_locked(h, ptr);
+    SHH_TRACE_END(h, NULL, err);
+  }
+  (void)shh_leave(h, 1, err);
+}
+
 SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
   uint64_t off;
   if (ptr == NULL)
@@ -559,8 +619,12 @@ SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
     errno = EINVAL; /* not ours: refused without taking the lock */
     return;
   }
-  struct call c = {ptr, 0, NULL};
-  (void)shh_locked(mem, free_op, &c);
+  if (shh_enter(mem, 1) != 0)
+    return;
+  if (__builtin_expect(free_top(mem, ptr), 1))
+    shh_unlock_leaf(mem);
+  else
+    free_slow(mem, ptr);
 }
 
 SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {

@@ -87,19 +87,26 @@ static uint64_t *self_page; /* [0] generation, [1] namespace | NS_KNOWN */
 static uint64_t self_page_fallback[2];
 #define NS_KNOWN ((uint64_t)1 << 32)
 
-static __thread uint64_t self_gen __attribute__((tls_model("initial-exec")));
-static __thread uint32_t self_tid __attribute__((tls_model("initial-exec")));
-/* This thread's owner word for the heap whose lock key is own_key: the
- * hash is worth computing once per thread and heap, not once per call. */
-static __thread uint64_t own_word __attribute__((tls_model("initial-exec")));
-static __thread uint32_t own_key __attribute__((tls_model("initial-exec")));
-static __thread uint64_t own_witness __attribute__((tls_model("initial-exec")));
-/* The lock words this thread holds: a word that names this thread but is
- * not among them was left by a dead thread whose id the kernel reused. */
+/* This thread's cache, in one thread-local block so that the fast path
+ * reaches every field from one thread-pointer offset. */
 enum { MAX_HELD = 16 };
-static __thread const uint64_t *held[MAX_HELD]
-    __attribute__((tls_model("initial-exec")));
-static __thread int nheld __attribute__((tls_model("initial-exec")));
+#define OWN_VALID ((uint64_t)1 << 32)
+struct self {
+  uint64_t gen; /* the generation the rest was taken in */
+  /* the owner word for the heap whose lock key is own_key's low half (the
+   * hash is worth computing once per thread and heap, not once per call);
+   * own_key is 0, matching no heap, until it is computed */
+  uint64_t own_word, own_key, own_witness;
+  uint32_t tid;
+  /* The lock words this thread holds: a word that names this thread but
+   * is not among them was left by a dead thread whose id the kernel
+   * reused. One of them in last, the rest in held[]: a thread that holds
+   * one lock at a time notes it with one store. */
+  const uint64_t *last;
+  int nheld;
+  const uint64_t *held[MAX_HELD - 1];
+};
+static __thread struct self me __attribute__((tls_model("initial-exec")));
 
 static void forget_self(void) {
   __atomic_store_n(&self_page[0], 0, __ATOMIC_RELAXED);
@@ -114,25 +121,6 @@ __attribute__((constructor)) static void lock_setup(void) {
   if (p != MAP_FAILED)
     (void)madvise(p, (size_t)page, MADV_WIPEONFORK);
   pthread_atfork(NULL, NULL, forget_self);
-}
-
-/* Makes this thread's cache current: after a fork, the child's only thread
- * starts over (it holds none of its parent's locks). */
-static inline void self_refresh(void) {
-  uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
-  if (__builtin_expect(gen != 0 && gen == self_gen, 1))
-    return;
-  if (gen == 0) {
-    /* a new process: its pid tells its generation from its parent's */
-    uint64_t mine = (uint64_t)getpid() << 1 | 1;
-    __atomic_compare_exchange_n(&self_page[0], &gen, mine, 0, __ATOMIC_RELAXED,
-                                __ATOMIC_RELAXED);
-    gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
-  }
-  self_gen = gen;
-  self_tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
-  own_word = 0;
-  nheld = 0;
 }
 
 /* This process's PID namespace id: 20 bits, never 0 (0 marks no owner). */
@@ -152,8 +140,10 @@ static uint32_t my_ns(void) {
 }
 
 static int held_here(const uint64_t *w) {
-  for (int i = 0; i < nheld; i++)
-    if (held[i] == w)
+  if (me.last == w)
+    return 1;
+  for (int i = 0; i < me.nheld; i++)
+    if (me.held[i] == w)
       return 1;
   return 0;
 }
@@ -417,61 +407,158 @@ static int lock_slow(struct shmheap *h, uint64_t own,
   }
 }
 
-/* This thread's owner word for H's lock (never 0: a tid is never 0). */
-static inline uint64_t my_word(const struct shmheap *h) {
-  self_refresh();
-  if (own_word == 0 || own_key != h->lock_key) {
-    own_word = owner_word(h, self_tid, my_ns());
-    own_key = h->lock_key;
-    own_witness = witness(h, own_word);
-  }
-  return own_word;
+/* Whether this thread's cache is current for H: its generation is the
+ * process's and its owner word is H's (a tid is never 0, so neither is the
+ * word). A generation of 0 (a child not yet renewed) never matches: a
+ * thread's own_key is 0 until lock_renew sets it, with a nonzero gen. */
+static inline int self_current(const struct shmheap *h) {
+  uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
+  return gen == me.gen && me.own_key == (OWN_VALID | h->lock_key);
 }
 
-int shh_lock(struct shmheap *h, const struct timespec *deadline) {
-  int saved = errno; /* a call that succeeds leaves errno alone */
-  uint64_t own = my_word(h), expect = 0;
-  uint64_t *w = word(h);
-  if (nheld == MAX_HELD)
-    return EDEADLK; /* callbacks nested deeper than anyone needs */
-  int err = 0;
-  if (!__atomic_compare_exchange_n(w, &expect, own, 0, __ATOMIC_ACQUIRE,
-                                   __ATOMIC_RELAXED)) {
-    err = lock_slow(h, own, deadline);
-    errno = saved;
-  }
-  if (err != 0)
-    return err;
-  held[nheld++] = w;
-  __atomic_store_n(&shh_hdr(h)->lock_check, own_witness, __ATOMIC_RELAXED);
+/* Whether the heap, whose lock this thread just took (as a leaf when
+ * NOTE is 0), may be used: it is READY, and a growable heap's len follows
+ * the header's. 0, or EUCLEAN with the lock released again. */
+static __attribute__((noinline)) int lock_usable(struct shmheap *h, int note) {
   if (__atomic_load_n(&shh_hdr(h)->state, __ATOMIC_RELAXED) !=
           SHH_STATE_READY ||
       (h->growable && shh_len_refresh(h) != 0)) {
-    shh_unlock(h);
+    if (note)
+      shh_unlock(h);
+    else
+      shh_unlock_leaf(h);
     return EUCLEAN;
   }
   return 0;
 }
 
-static void forget_held(const uint64_t *w) {
-  for (int i = nheld - 1; i >= 0; i--) {
-    if (held[i] == w) {
-      held[i] = held[--nheld];
+/* Once the word is ours (and noted, unless NOTE is 0): store its witness
+ * and check that the heap (HD, its header, from before the
+ * compare-and-swap, which makes the compiler reload H) may be used. */
+static inline __attribute__((always_inline)) int
+lock_ready(struct shmheap *h, struct shh_header *hd, int note) {
+  __atomic_store_n(&hd->lock_check, me.own_witness, __ATOMIC_RELAXED);
+  if (__builtin_expect(__atomic_load_n(&hd->state, __ATOMIC_RELAXED) ==
+                               SHH_STATE_READY &&
+                           !h->growable,
+                       1))
+    return 0;
+  return lock_usable(h, note);
+}
+
+/* lock_taken when last is taken: W goes to held[], or, when this thread
+ * holds as many words as it can note, the word is given back at once. */
+static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
+                                                     struct shh_header *hd) {
+  if (me.nheld == MAX_HELD - 1) {
+    shh_unlock_leaf(h); /* not noted */
+    return EDEADLK;     /* callbacks nested deeper than anyone needs */
+  }
+  me.held[me.nheld++] = &hd->lock;
+  return lock_ready(h, hd, 1);
+}
+
+/* Once the word in HD is ours: note that we hold it (unless NOTE is 0: a
+ * leaf), then lock_ready. All of it comes after the compare-and-swap, so
+ * that it waits for nothing but the word. */
+static inline __attribute__((always_inline)) int
+lock_taken(struct shmheap *h, struct shh_header *hd, int note) {
+  if (note) {
+    if (__builtin_expect(me.last != NULL, 0))
+      return lock_taken_deep(h, hd);
+    me.last = &hd->lock;
+  }
+  return lock_ready(h, hd, note);
+}
+
+/* shh_lock when the word is held by someone: wait for it. */
+static __attribute__((noinline)) int
+lock_contended(struct shmheap *h, const struct timespec *deadline, int note) {
+  int saved = errno; /* a call that succeeds leaves errno alone */
+  int err = lock_slow(h, me.own_word, deadline);
+  errno = saved;
+  return err != 0 ? err : lock_taken(h, shh_hdr(h), note);
+}
+
+/* shh_lock when this thread's cache is not current for H: after a fork
+ * (the child's only thread starts over, holding none of its parent's
+ * locks), on a thread's first lock, or on a heap other than the last. */
+static __attribute__((noinline)) int
+lock_renew(struct shmheap *h, const struct timespec *deadline, int note) {
+  uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
+  if (gen == 0 || gen != me.gen) {
+    if (gen == 0) {
+      /* a new process: its pid tells its generation from its parent's */
+      uint64_t mine = (uint64_t)getpid() << 1 | 1;
+      __atomic_compare_exchange_n(&self_page[0], &gen, mine, 0,
+                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+      gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
+    }
+    me.gen = gen;
+    me.tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
+    me.last = NULL;
+    me.nheld = 0;
+  }
+  /* the hash is worth computing once per thread and heap */
+  me.own_word = owner_word(h, me.tid, my_ns());
+  me.own_witness = witness(h, me.own_word);
+  me.own_key = OWN_VALID | h->lock_key;
+  return note ? shh_lock(h, deadline) : shh_lock_leaf(h);
+}
+
+/* shh_lock, and shh_lock_leaf when NOTE is 0. */
+static inline __attribute__((always_inline)) int
+lock_enter(struct shmheap *h, const struct timespec *deadline, int note) {
+  if (__builtin_expect(!self_current(h), 0))
+    return lock_renew(h, deadline, note);
+  struct shh_header *hd = shh_hdr(h);
+  uint64_t expect = 0;
+  if (__builtin_expect(
+          !__atomic_compare_exchange_n(&hd->lock, &expect, me.own_word, 0,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
+          0))
+    return lock_contended(h, deadline, note);
+  return lock_taken(h, hd, note);
+}
+
+int shh_lock(struct shmheap *h, const struct timespec *deadline) {
+  return lock_enter(h, deadline, 1);
+}
+
+/* The notes are for a thread that locks again while it holds the lock: a
+ * nested lock of the same heap must be refused (EDEADLK), not taken for
+ * the leftover of a dead thread with our id. A leaf's critical section
+ * runs no caller code and takes no lock, so no lock of this thread can
+ * ask about its word while it holds it. */
+int shh_lock_leaf(struct shmheap *h) {
+  return lock_enter(h, NULL, 0);
+}
+
+/* forget_held when W is not last: it is in held[]. */
+static __attribute__((noinline)) void forget_deep(const uint64_t *w) {
+  for (int i = me.nheld - 1; i >= 0; i--) {
+    if (me.held[i] == w) {
+      me.held[i] = me.held[--me.nheld];
       return;
     }
   }
 }
 
-void shh_unlock(struct shmheap *h) {
-  uint64_t *w = word(h);
-  forget_held(w);
-  /* the common case: we hold it with no flag set (own_word is our word
-   * for the heap we locked last; when it is not, the loop below is right) */
-  uint64_t v = own_word;
-  if (__atomic_compare_exchange_n(w, &v, 0, 0, __ATOMIC_RELEASE,
-                                  __ATOMIC_RELAXED))
-    return;
-  if (!word_ok(h, v) || ((uint32_t)v & TID_MASK) != self_tid ||
+/* Drops W from the words this thread holds; the common case, one word
+ * held, is one compare and one store. */
+static inline void forget_held(const uint64_t *w) {
+  if (__builtin_expect(me.last == w, 1))
+    me.last = NULL;
+  else
+    forget_deep(w);
+}
+
+/* The release when the word is not just ours: V, its value, has a flag
+ * set, or is not our word (a scribble, or own_word belongs to a heap
+ * locked since). */
+static __attribute__((noinline)) void unlock_slow(struct shmheap *h,
+                                                  uint64_t *w, uint64_t v) {
+  if (!word_ok(h, v) || ((uint32_t)v & TID_MASK) != me.tid ||
       (v >> 44) != my_ns())
     shh_mark_broken(h); /* scribbled while we held it */
   for (;;) {
@@ -486,4 +573,36 @@ void shh_unlock(struct shmheap *h) {
     futex(w, FUTEX_WAKE, (uint32_t)v & STARVING ? INT_MAX : 1, NULL);
     errno = saved;
   }
+}
+
+void shh_unlock_leaf(struct shmheap *h) {
+  uint64_t *w = word(h), v = me.own_word; /* as in shh_unlock */
+  if (__builtin_expect(!__atomic_compare_exchange_n(
+                           w, &v, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED),
+                       0))
+    unlock_slow(h, w, v);
+}
+
+/* shh_unlock when the word held more than our word. */
+static __attribute__((noinline)) void unlock_flagged(struct shmheap *h,
+                                                     uint64_t *w, uint64_t v) {
+  unlock_slow(h, w, v);
+  forget_held(w);
+}
+
+/* The release comes first, so that it waits for nothing but the heap's
+ * stores; the note that this thread held the word is dropped after (only
+ * this thread reads it). */
+void shh_unlock(struct shmheap *h) {
+  uint64_t *w = word(h);
+  /* the common case: we hold it with no flag set (own_word is our word
+   * for the heap we locked last; when it is not, unlock_slow is right) */
+  uint64_t v = me.own_word;
+  if (__builtin_expect(!__atomic_compare_exchange_n(
+                           w, &v, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED),
+                       0)) {
+    unlock_flagged(h, w, v);
+    return;
+  }
+  forget_held(w);
 }

@@ -12,25 +12,47 @@
 
 #include "lock.h"
 
-/* Runs OP(MEM, ARG) with MEM's lock held. Returns 0, or -1 with errno set
- * to what OP returned, to EINVAL when MEM is NULL, or to the lock's error. */
-static inline int shh_locked(struct shmheap *mem,
-                             int (*op)(struct shmheap *h, void *arg),
-                             void *arg) {
-  if (mem == NULL) {
-    errno = EINVAL;
-    return -1;
-  }
-  int err = shh_lock(mem, NULL);
-  if (err == 0) {
-    err = op(mem, arg);
-    shh_unlock(mem);
-  }
+/* The two halves of shh_locked, for an entry point with a fast path of
+ * its own. shh_enter takes MEM's lock (as a leaf, lock.h, when LEAF is
+ * set: the locked work runs no caller code and takes no other lock): 0,
+ * or -1 with errno set (EINVAL when MEM is NULL, or the lock's error).
+ * shh_leave releases it and reports ERR, the work's result: 0, or -1 with
+ * errno set to ERR. */
+static inline int shh_enter(struct shmheap *mem, int leaf) {
+  int err = mem == NULL ? EINVAL
+            : leaf      ? shh_lock_leaf(mem)
+                        : shh_lock(mem, NULL);
   if (err != 0) {
     errno = err;
     return -1;
   }
   return 0;
+}
+
+static inline void shh_release(struct shmheap *mem, int leaf) {
+  if (leaf)
+    shh_unlock_leaf(mem);
+  else
+    shh_unlock(mem);
+}
+
+static inline int shh_leave(struct shmheap *mem, int leaf, int err) {
+  shh_release(mem, leaf);
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  return 0;
+}
+
+/* Runs OP(MEM, ARG) with MEM's lock held. Returns 0, or -1 with errno set
+ * to what OP returned, to EINVAL when MEM is NULL, or to the lock's error. */
+static inline int shh_locked(struct shmheap *mem,
+                             int (*op)(struct shmheap *h, void *arg),
+                             void *arg) {
+  if (shh_enter(mem, 0) != 0)
+    return -1;
+  return shh_leave(mem, 0, op(mem, arg));
 }
 
 #endif
