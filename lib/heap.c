@@ -554,21 +554,20 @@ static int usable_op(struct shmheap *h, void *arg) {
   return err;
 }
 
-/* alloc and free take the lock as a leaf (lock.h: nothing they do under
- * it runs caller code or locks again) and try their fast paths (fit_top
- * on an empty index, free_top) inline; the long way and the errors are in
- * functions of their own. */
+/* alloc and free try their fast paths (fit_top on an empty index,
+ * free_top) inline; the long way and the errors are in functions of their
+ * own. */
 static __attribute__((noinline)) void *alloc_slow(struct shmheap *h,
                                                   size_t sz) {
   void *p = NULL;
   int err = alloc_locked(h, sz, &p);
   SHH_TRACE_END(h, p, err);
-  return shh_leave(h, 1, err) == 0 ? p : NULL;
+  return shh_leave(h, err) == 0 ? p : NULL;
 }
 
 SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
   void *p;
-  if (shh_enter(mem, 1) != 0)
+  if (shh_enter(mem) != 0)
     return NULL;
   SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);
   /* an empty index (a LIFO run): the top is first fit, fit_top all of it */
@@ -577,7 +576,7 @@ SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
                        0))
     return alloc_slow(mem, sz);
   SHH_TRACE_END(mem, p, 0);
-  shh_unlock_leaf(mem);
+  shh_unlock(mem);
   return p;
 }
 
@@ -608,7 +607,7 @@ static __attribute__((noinline)) void free_slow(struct shmheap *h, void *ptr) {
     err = free_locked(h, ptr);
     SHH_TRACE_END(h, NULL, err);
   }
-  (void)shh_leave(h, 1, err);
+  (void)shh_leave(h, err);
 }
 
 SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
@@ -619,10 +618,10 @@ SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
     errno = EINVAL; /* not ours: refused without taking the lock */
     return;
   }
-  if (shh_enter(mem, 1) != 0)
+  if (shh_enter(mem) != 0)
     return;
   if (__builtin_expect(free_top(mem, ptr), 1))
-    shh_unlock_leaf(mem);
+    shh_unlock(mem);
   else
     free_slow(mem, ptr);
 }

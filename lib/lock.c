@@ -407,6 +407,16 @@ static int lock_slow(struct shmheap *h, uint64_t own,
   }
 }
 
+static void unlock_slow(struct shmheap *h, uint64_t *w, uint64_t v);
+/* Releases a word this thread holds but has not noted. */
+static void release(struct shmheap *h) {
+  uint64_t *w = word(h), v = me.own_word; /* as in shh_unlock */
+  if (__builtin_expect(!__atomic_compare_exchange_n(
+                           w, &v, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED),
+                       0))
+    unlock_slow(h, w, v);
+}
+
 /* Whether this thread's cache is current for H: its generation is the
  * process's and its owner word is H's (a tid is never 0, so neither is the
  * word). A generation of 0 (a child not yet renewed) never matches: a
@@ -416,34 +426,31 @@ static inline int self_current(const struct shmheap *h) {
   return gen == me.gen && me.own_key == (OWN_VALID | h->lock_key);
 }
 
-/* Whether the heap, whose lock this thread just took (as a leaf when
- * NOTE is 0), may be used: it is READY, and a growable heap's len follows
- * the header's. 0, or EUCLEAN with the lock released again. */
-static __attribute__((noinline)) int lock_usable(struct shmheap *h, int note) {
+/* Whether the heap, whose lock this thread just took, may be used: it is
+ * READY, and a growable heap's len follows the header's. 0, or EUCLEAN
+ * with the lock released again. */
+static __attribute__((noinline)) int lock_usable(struct shmheap *h) {
   if (__atomic_load_n(&shh_hdr(h)->state, __ATOMIC_RELAXED) !=
           SHH_STATE_READY ||
       (h->growable && shh_len_refresh(h) != 0)) {
-    if (note)
-      shh_unlock(h);
-    else
-      shh_unlock_leaf(h);
+    shh_unlock(h);
     return EUCLEAN;
   }
   return 0;
 }
 
-/* Once the word is ours (and noted, unless NOTE is 0): store its witness
- * and check that the heap (HD, its header, from before the
- * compare-and-swap, which makes the compiler reload H) may be used. */
+/* Once the word is ours and noted: store its witness and check that the
+ * heap (HD, its header, from before the compare-and-swap, which makes the
+ * compiler reload H) may be used. */
 static inline __attribute__((always_inline)) int
-lock_ready(struct shmheap *h, struct shh_header *hd, int note) {
+lock_ready(struct shmheap *h, struct shh_header *hd) {
   __atomic_store_n(&hd->lock_check, me.own_witness, __ATOMIC_RELAXED);
   if (__builtin_expect(__atomic_load_n(&hd->state, __ATOMIC_RELAXED) ==
                                SHH_STATE_READY &&
                            !h->growable,
                        1))
     return 0;
-  return lock_usable(h, note);
+  return lock_usable(h);
 }
 
 /* lock_taken when last is taken: W goes to held[], or, when this thread
@@ -451,40 +458,41 @@ lock_ready(struct shmheap *h, struct shh_header *hd, int note) {
 static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
                                                      struct shh_header *hd) {
   if (me.nheld == MAX_HELD - 1) {
-    shh_unlock_leaf(h); /* not noted */
-    return EDEADLK;     /* callbacks nested deeper than anyone needs */
+    release(h);     /* not noted */
+    return EDEADLK; /* callbacks nested deeper than anyone needs */
   }
   me.held[me.nheld++] = &hd->lock;
-  return lock_ready(h, hd, 1);
+  return lock_ready(h, hd);
 }
 
-/* Once the word in HD is ours: note that we hold it (unless NOTE is 0: a
- * leaf), then lock_ready. All of it comes after the compare-and-swap, so
- * that it waits for nothing but the word. */
+/* Once the word in HD is ours: note that we hold it, then lock_ready. All
+ * of it comes after the compare-and-swap, so that it waits for nothing but
+ * the word. The notes are for a thread that locks again while it holds the
+ * lock (a callback, or a signal handler that interrupted a call): a nested
+ * lock of the same heap must be refused (EDEADLK), not taken for the
+ * leftover of a dead thread with our id. */
 static inline __attribute__((always_inline)) int
-lock_taken(struct shmheap *h, struct shh_header *hd, int note) {
-  if (note) {
-    if (__builtin_expect(me.last != NULL, 0))
-      return lock_taken_deep(h, hd);
-    me.last = &hd->lock;
-  }
-  return lock_ready(h, hd, note);
+lock_taken(struct shmheap *h, struct shh_header *hd) {
+  if (__builtin_expect(me.last != NULL, 0))
+    return lock_taken_deep(h, hd);
+  me.last = &hd->lock;
+  return lock_ready(h, hd);
 }
 
 /* shh_lock when the word is held by someone: wait for it. */
 static __attribute__((noinline)) int
-lock_contended(struct shmheap *h, const struct timespec *deadline, int note) {
+lock_contended(struct shmheap *h, const struct timespec *deadline) {
   int saved = errno; /* a call that succeeds leaves errno alone */
   int err = lock_slow(h, me.own_word, deadline);
   errno = saved;
-  return err != 0 ? err : lock_taken(h, shh_hdr(h), note);
+  return err != 0 ? err : lock_taken(h, shh_hdr(h));
 }
 
 /* shh_lock when this thread's cache is not current for H: after a fork
  * (the child's only thread starts over, holding none of its parent's
  * locks), on a thread's first lock, or on a heap other than the last. */
 static __attribute__((noinline)) int
-lock_renew(struct shmheap *h, const struct timespec *deadline, int note) {
+lock_renew(struct shmheap *h, const struct timespec *deadline) {
   uint64_t gen = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED);
   if (gen == 0 || gen != me.gen) {
     if (gen == 0) {
@@ -503,35 +511,20 @@ lock_renew(struct shmheap *h, const struct timespec *deadline, int note) {
   me.own_word = owner_word(h, me.tid, my_ns());
   me.own_witness = witness(h, me.own_word);
   me.own_key = OWN_VALID | h->lock_key;
-  return note ? shh_lock(h, deadline) : shh_lock_leaf(h);
+  return shh_lock(h, deadline);
 }
 
-/* shh_lock, and shh_lock_leaf when NOTE is 0. */
-static inline __attribute__((always_inline)) int
-lock_enter(struct shmheap *h, const struct timespec *deadline, int note) {
+int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   if (__builtin_expect(!self_current(h), 0))
-    return lock_renew(h, deadline, note);
+    return lock_renew(h, deadline);
   struct shh_header *hd = shh_hdr(h);
   uint64_t expect = 0;
   if (__builtin_expect(
           !__atomic_compare_exchange_n(&hd->lock, &expect, me.own_word, 0,
                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
           0))
-    return lock_contended(h, deadline, note);
-  return lock_taken(h, hd, note);
-}
-
-int shh_lock(struct shmheap *h, const struct timespec *deadline) {
-  return lock_enter(h, deadline, 1);
-}
-
-/* The notes are for a thread that locks again while it holds the lock: a
- * nested lock of the same heap must be refused (EDEADLK), not taken for
- * the leftover of a dead thread with our id. A leaf's critical section
- * runs no caller code and takes no lock, so no lock of this thread can
- * ask about its word while it holds it. */
-int shh_lock_leaf(struct shmheap *h) {
-  return lock_enter(h, NULL, 0);
+    return lock_contended(h, deadline);
+  return lock_taken(h, hd);
 }
 
 /* forget_held when W is not last: it is in held[]. */
@@ -573,14 +566,6 @@ static __attribute__((noinline)) void unlock_slow(struct shmheap *h,
     futex(w, FUTEX_WAKE, (uint32_t)v & STARVING ? INT_MAX : 1, NULL);
     errno = saved;
   }
-}
-
-void shh_unlock_leaf(struct shmheap *h) {
-  uint64_t *w = word(h), v = me.own_word; /* as in shh_unlock */
-  if (__builtin_expect(!__atomic_compare_exchange_n(
-                           w, &v, 0, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED),
-                       0))
-    unlock_slow(h, w, v);
 }
 
 /* shh_unlock when the word held more than our word. */

@@ -28,11 +28,6 @@ void shh_lock_init(struct shmheap *h);
  * time or NULL for none, passed while a live process held the lock). */
 int shh_lock(struct shmheap *h, const struct timespec *deadline);
 void shh_unlock(struct shmheap *h);
-/* The same for a leaf: a critical section that runs no caller code and
- * takes no other lock (alloc's and free's). It skips the note of the word
- * as this thread's, which only a nested lock would read. */
-int shh_lock_leaf(struct shmheap *h);
-void shh_unlock_leaf(struct shmheap *h);
 /* Marks the heap broken: every later call fails with EUCLEAN. */
 void shh_mark_broken(struct shmheap *h);
 

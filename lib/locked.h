@@ -13,15 +13,11 @@
 #include "lock.h"
 
 /* The two halves of shh_locked, for an entry point with a fast path of
- * its own. shh_enter takes MEM's lock (as a leaf, lock.h, when LEAF is
- * set: the locked work runs no caller code and takes no other lock): 0,
- * or -1 with errno set (EINVAL when MEM is NULL, or the lock's error).
- * shh_leave releases it and reports ERR, the work's result: 0, or -1 with
- * errno set to ERR. */
-static inline int shh_enter(struct shmheap *mem, int leaf) {
-  int err = mem == NULL ? EINVAL
-            : leaf      ? shh_lock_leaf(mem)
-                        : shh_lock(mem, NULL);
+ * its own. shh_enter takes MEM's lock: 0, or -1 with errno set (EINVAL
+ * when MEM is NULL, or the lock's error). shh_leave releases it and
+ * reports ERR, the work's result: 0, or -1 with errno set to ERR. */
+static inline int shh_enter(struct shmheap *mem) {
+  int err = mem == NULL ? EINVAL : shh_lock(mem, NULL);
   if (err != 0) {
     errno = err;
     return -1;
@@ -29,15 +25,8 @@ static inline int shh_enter(struct shmheap *mem, int leaf) {
   return 0;
 }
 
-static inline void shh_release(struct shmheap *mem, int leaf) {
-  if (leaf)
-    shh_unlock_leaf(mem);
-  else
-    shh_unlock(mem);
-}
-
-static inline int shh_leave(struct shmheap *mem, int leaf, int err) {
-  shh_release(mem, leaf);
+static inline int shh_leave(struct shmheap *mem, int err) {
+  shh_unlock(mem);
   if (err != 0) {
     errno = err;
     return -1;
@@ -50,9 +39,9 @@ static inline int shh_leave(struct shmheap *mem, int leaf, int err) {
 static inline int shh_locked(struct shmheap *mem,
                              int (*op)(struct shmheap *h, void *arg),
                              void *arg) {
-  if (shh_enter(mem, 0) != 0)
+  if (shh_enter(mem) != 0)
     return -1;
-  return shh_leave(mem, 0, op(mem, arg));
+  return shh_leave(mem, op(mem, arg));
 }
 
 #endif
