@@ -340,17 +340,11 @@ static int wait_a_little(long waited_ns, long *window,
   }
   if (*window < BACKOFF_MAX_NS)
     *window *= 2;
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  long until = t.tv_nsec + ns;
-  do {
+  struct timespec since;
+  clock_gettime(CLOCK_MONOTONIC, &since);
+  do
     cpu_relax();
-    struct timespec n;
-    clock_gettime(CLOCK_MONOTONIC, &n);
-    if (n.tv_sec != t.tv_sec)
-      until -= 1000000000L;
-    t = n;
-  } while (t.tv_nsec < until);
+  while (elapsed_ns(&since) < ns);
   return 0;
 }
 
