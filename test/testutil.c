@@ -148,11 +148,14 @@ int th_kill_after(pid_t pid, uint64_t *rng, long max_ns) {
   struct timespec nap = {0, (long)th_rand_below(rng, (uint64_t)max_ns)};
   nanosleep(&nap, NULL);
   kill(pid, SIGKILL);
-  int status = th_wait(pid);
+  return th_killed(th_wait(pid));
+}
+
+gboolean th_killed(int status) {
   if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-    return 1;
+    return TRUE;
   th_assert_child_ok(status);
-  return 0;
+  return FALSE;
 }
 
 double th_now_s(void) {

@@ -68,6 +68,9 @@ int th_fork_run(int (*fn)(void *), void *arg, unsigned timeout_s);
 pid_t th_fork_start(int (*fn)(void *), void *arg, unsigned timeout_s);
 /* Waits for PID and returns its wait status. */
 int th_wait(pid_t pid);
+/* Whether a child's wait STATUS shows it ended by SIGKILL (a kill, or a
+ * crash point); any other end than a clean exit fails the test. */
+gboolean th_killed(int status);
 /* Lets the child PID run for a random time below MAX_NS (drawn from RNG),
  * SIGKILLs it and reaps it. Returns 1 when our SIGKILL ended it, 0 when it
  * had finished by itself (asserting that it succeeded). */
