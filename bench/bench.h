@@ -273,10 +273,12 @@ double paired_ratio(enum row_id r, int shm, int other);
 /* ------------------------------------------------------------------------ */
 /* report.c, chart.c                                                        */
 
-void open_raw_csv(void);
+bool open_raw_csv(void); /* false (said) when it cannot be written */
 void write_raw_csv(enum row_id r, int ai, int rep, double value, size_t steps);
 void close_raw_csv(void);
 FILE *open_out(const char *file); /* in --out-dir; NULL (said) on failure */
+void out_failed(const char *path);  /* says PATH could not be written */
+int out_failures(void);             /* how many files could not be written */
 void print_report(FILE *f);
 void write_summary_csv(const char *path);
 void write_charts(const char *dir);

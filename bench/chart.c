@@ -38,7 +38,7 @@ static bool plot_open(struct plot *p, const char *path, double lo, double hi,
     return false;
   p->f = fopen(path, "w");
   if (p->f == NULL) {
-    fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+    out_failed(path);
     return false;
   }
   p->W = 800, p->H = 480, p->ml = 80, p->mt = 50;

@@ -211,7 +211,8 @@ static void print_header(void) {
            "for numbers worth quoting\n");
 }
 
-static void write_files(void) {
+/* 0 when every file was written; 1, said, when any could not be. */
+static int write_files(void) {
   FILE *txt = open_out("shmheap-bench.txt");
   if (txt != NULL) {
     print_report(txt);
@@ -222,8 +223,14 @@ static void write_files(void) {
   snprintf(path, sizeof path, "%s/shmheap-bench-summary.csv", opt.out_dir);
   write_summary_csv(path);
   write_charts(opt.out_dir);
+  if (out_failures() != 0) {
+    fprintf(stderr, "bench: %d of the files in %s could not be written\n",
+            out_failures(), opt.out_dir);
+    return 1;
+  }
   printf("\nwrote %s/shmheap-bench{.csv,-summary.csv,.txt,.svg,-procs.svg}\n",
          opt.out_dir);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -234,8 +241,10 @@ int main(int argc, char **argv) {
   make_streams();
   if (workloads[W_NAMES].selected)
     make_name_keys();
-  if (!opt.hot_path)
-    open_raw_csv();
+  /* an --out-dir that cannot be written is found before the run, not
+   * after it */
+  if (!opt.hot_path && !open_raw_csv())
+    return 2;
   print_header();
   run_all_reps();
   print_report(stdout);
@@ -244,6 +253,5 @@ int main(int argc, char **argv) {
            scaled(workloads[W_LIFO].steps));
     return 0;
   }
-  write_files();
-  return 0;
+  return write_files();
 }

@@ -62,21 +62,33 @@ bool row_selected(enum row_id r) {
 /* ------------------------------------------------------------------------ */
 /* Files                                                                    */
 
+static int failures;
+
+void out_failed(const char *path) {
+  fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+  failures++;
+}
+
+int out_failures(void) {
+  return failures;
+}
+
 FILE *open_out(const char *file) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", opt.out_dir, file);
   FILE *f = fopen(path, "w");
   if (f == NULL)
-    fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+    out_failed(path);
   return f;
 }
 
 static FILE *raw_csv;
 
-void open_raw_csv(void) {
+bool open_raw_csv(void) {
   raw_csv = open_out("shmheap-bench.csv");
   if (raw_csv != NULL)
     fprintf(raw_csv, "workload,unit,allocator,rep,value,timed_steps\n");
+  return raw_csv != NULL;
 }
 
 void write_raw_csv(enum row_id r, int ai, int rep, double value, size_t steps) {
@@ -390,7 +402,7 @@ static void summary_line(FILE *f, enum row_id r, int i, int s) {
 void write_summary_csv(const char *path) {
   FILE *f = fopen(path, "w");
   if (f == NULL) {
-    fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
+    out_failed(path);
     return;
   }
   fprintf(f, "workload,unit,allocator,median,min,max,reps,timed_steps,"
