@@ -1,0 +1,471 @@
+/* range-bound.c: what exact first fit would give random-live with a
+ * per-range summary in place of the per-block tree, measured beside
+ * shmheap on the machine at hand.
+ *
+ * shmheap's free index keeps one AVL node inside each free block, so its
+ * walks chase nodes spread over the whole heap: at 100k live blocks, over
+ * some 50 MB. This program runs the same policy (exact first fit, the head
+ * of the block carved, shmheap's block sizes) over a summary instead. The
+ * heap is cut into R-byte ranges; for each range it keeps the largest free
+ * block that starts there (the leaves of a max segment tree held in one
+ * array) and where its first block starts. First fit descends the tree to
+ * the lowest range whose largest block fits, then walks that range's tags;
+ * a split, a merge or a take changes one or two leaves, each fixed by a
+ * walk of its range's tags, and the tree above them. Blocks carry shmheap's
+ * tags with the same check bits, every tag read is verified, and each call
+ * takes and gives back a lock word in a shared page with a CAS.
+ *
+ * It is a measurement, not an allocator: one process, no crash safety, no
+ * growth, no names, no checks of its callers' pointers. It first shows that
+ * it is the same policy: on a 1 MiB heap, 301,000 calls, among them
+ * thousands of ENOMEMs, must give the offsets shmheap gives, with the
+ * summary checked against the tags every 101 calls; it exits with status 1
+ * otherwise. Then, for R from 256 to 4096 bytes, it times random-live at 1k
+ * and 100k live blocks, one repetition of each R after one of shmheap on the
+ * same stream, and prints the medians, the median of the paired ratios, and
+ * the share of the heap such a summary takes.
+ *
+ * Usage: shmheap-range-bound [REPS]  (default 3)
+ */
+#include <shmheap.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "block.h" /* the tag format and its check bits */
+
+enum { MAX_REPS = 51, NO_START = 0xffff, N_R = 5 };
+static const unsigned range_bytes[N_R] = {256, 512, 1024, 2048, 4096};
+
+struct ranges {
+  unsigned char *base;
+  uint64_t len, key;
+  uint64_t r;        /* bytes per range */
+  uint64_t p;        /* leaves: a power of two, at least the ranges */
+  uint64_t *max;     /* the max tree: max[1] the root, max[p + i] range i */
+  uint16_t *first;   /* where range i's first block starts in it */
+  uint64_t *lock;    /* the lock word, in a shared page */
+  unsigned long bad; /* tags whose check bits failed */
+};
+
+static void *map_shared(uint64_t len) {
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                 -1, 0);
+  if (p == MAP_FAILED) {
+    perror("range-bound: mmap");
+    exit(2);
+  }
+  return p;
+}
+
+static uint64_t ranges_count(const struct ranges *g) {
+  return (g->len + g->r - 1) / g->r;
+}
+
+static uint64_t ld(const struct ranges *g, uint64_t off) {
+  uint64_t v;
+  memcpy(&v, g->base + off, sizeof v);
+  return v;
+}
+static void st(const struct ranges *g, uint64_t off, uint64_t v) {
+  memcpy(g->base + off, &v, sizeof v);
+}
+static uint64_t tag_make(const struct ranges *g, uint64_t off, uint64_t size,
+                         uint64_t flags) {
+  uint64_t low = size | flags;
+  return low | shh_check_bits(g->key, off, low);
+}
+/* The tag at OFF, its check bits verified. */
+static uint64_t tag_at(struct ranges *g, uint64_t off) {
+  uint64_t t = ld(g, off);
+  if ((t & ~SHH_LOW_MASK) != shh_check_bits(g->key, off, t & SHH_LOW_MASK))
+    g->bad++;
+  return t;
+}
+/* A free block's tag and footer. */
+static void put_free(const struct ranges *g, uint64_t off, uint64_t size) {
+  uint64_t t = tag_make(g, off, size, 0);
+  st(g, off, t);
+  st(g, off + size - SHH_FOOTER, t);
+}
+
+static void lock(struct ranges *g) {
+  uint64_t z = 0;
+  while (!__atomic_compare_exchange_n(g->lock, &z, 1, 0, __ATOMIC_ACQUIRE,
+                                      __ATOMIC_RELAXED))
+    z = 0;
+}
+static void unlock(struct ranges *g) {
+  uint64_t one = 1;
+  __atomic_compare_exchange_n(g->lock, &one, 0, 0, __ATOMIC_RELEASE,
+                              __ATOMIC_RELAXED);
+}
+
+/* Range I's leaf becomes V; the tree above it follows as far as it
+ * changes. */
+static void leaf_set(struct ranges *g, uint64_t i, uint64_t v) {
+  uint64_t k = g->p + i;
+  if (g->max[k] == v)
+    return;
+  g->max[k] = v;
+  for (k >>= 1; k != 0; k >>= 1) {
+    uint64_t a = g->max[2 * k], b = g->max[2 * k + 1], m = a > b ? a : b;
+    if (g->max[k] == m)
+      break;
+    g->max[k] = m;
+  }
+}
+
+/* Range I's leaf from its tags. */
+static void rescan(struct ranges *g, uint64_t i) {
+  uint64_t m = 0;
+  if (g->first[i] != NO_START) {
+    uint64_t b = i * g->r + g->first[i], end = (i + 1) * g->r;
+    while (b < end && b < g->len) {
+      uint64_t t = tag_at(g, b), s = shh_tag_size(t);
+      if (!shh_tag_used(t) && s > m)
+        m = s;
+      b += s;
+    }
+  }
+  leaf_set(g, i, m);
+}
+
+/* A block now starts at B. */
+static void start_at(struct ranges *g, uint64_t b) {
+  uint64_t i = b / g->r, o = b % g->r;
+  if (g->first[i] == NO_START || o < g->first[i])
+    g->first[i] = (uint16_t)o;
+}
+/* No block starts at B any more: a merge took it into a block that ends at
+ * END. */
+static void start_gone(struct ranges *g, uint64_t b, uint64_t end) {
+  uint64_t i = b / g->r;
+  if (g->first[i] == b % g->r)
+    g->first[i] = end / g->r == i ? (uint16_t)(end % g->r) : NO_START;
+}
+
+static void ranges_init(struct ranges *g, uint64_t len, uint64_t r) {
+  memset(g, 0, sizeof *g);
+  g->len = len;
+  g->r = r;
+  g->key = 0x5eed;
+  g->base = map_shared(len);
+  g->lock = map_shared(4096);
+  g->p = 1;
+  while (g->p < ranges_count(g))
+    g->p <<= 1;
+  g->max = map_shared(2 * g->p * sizeof *g->max);
+  g->first = map_shared(ranges_count(g) * sizeof *g->first);
+  memset(g->first, 0xff, ranges_count(g) * sizeof *g->first);
+  put_free(g, SHH_FIRST, len - SHH_FIRST);
+  start_at(g, SHH_FIRST);
+  leaf_set(g, 0, len - SHH_FIRST);
+}
+
+static void ranges_fini(struct ranges *g) {
+  munmap(g->base, g->len);
+  munmap(g->lock, 4096);
+  munmap(g->max, 2 * g->p * sizeof *g->max);
+  munmap(g->first, ranges_count(g) * sizeof *g->first);
+}
+
+/* shmheap's sizes (lib/block.h: shh_fit, shh_carve). */
+static uint64_t fit_size(size_t sz) {
+  uint64_t n = (sz + SHH_TAG + 7) & ~(uint64_t)7;
+  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
+}
+static uint64_t carve_size(size_t sz) {
+  uint64_t n = (sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
+  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
+}
+
+static void *ranges_alloc(struct ranges *g, size_t sz) {
+  uint64_t need = fit_size(sz), carve = carve_size(sz);
+  lock(g);
+  if (g->max[1] < need) {
+    unlock(g);
+    return NULL;
+  }
+  uint64_t k = 1;
+  while (k < g->p)
+    k = g->max[2 * k] >= need ? 2 * k : 2 * k + 1;
+  uint64_t i = k - g->p, b = i * g->r + g->first[i], t, s;
+  for (;;) {
+    t = tag_at(g, b);
+    s = shh_tag_size(t);
+    if (!shh_tag_used(t) && s >= need)
+      break;
+    b += s;
+  }
+  if (s >= carve + SHH_MIN_BLOCK) {
+    uint64_t rest = b + carve;
+    put_free(g, rest, s - carve);
+    st(g, b, tag_make(g, b, carve, SHH_F_USED));
+    start_at(g, rest);
+    if (rest / g->r != i && g->max[g->p + rest / g->r] < s - carve)
+      leaf_set(g, rest / g->r, s - carve);
+  } else {
+    st(g, b, tag_make(g, b, s, SHH_F_USED));
+    if (b + s < g->len) {
+      uint64_t nt = tag_at(g, b + s);
+      st(g, b + s,
+         tag_make(g, b + s, shh_tag_size(nt),
+                  nt & SHH_F_MASK & ~(uint64_t)SHH_F_PREV_FREE));
+    }
+  }
+  rescan(g, i);
+  unlock(g);
+  return g->base + b + SHH_TAG;
+}
+
+static void ranges_free(struct ranges *g, void *ptr) {
+  uint64_t a = (uint64_t)((unsigned char *)ptr - g->base) - SHH_TAG;
+  lock(g);
+  uint64_t t = tag_at(g, a), s = shh_tag_size(t), n = a + s, ns = 0;
+  uint64_t start = a, size = s;
+  if (n < g->len) {
+    uint64_t nt = tag_at(g, n);
+    if (!shh_tag_used(nt))
+      ns = shh_tag_size(nt);
+    else
+      st(g, n,
+         tag_make(g, n, shh_tag_size(nt), (nt & SHH_F_MASK) | SHH_F_PREV_FREE));
+  }
+  size += ns;
+  if (shh_tag_prev_free(t)) {
+    uint64_t ps = shh_tag_size(ld(g, a - SHH_FOOTER));
+    start -= ps;
+    size += ps;
+  }
+  put_free(g, start, size);
+  uint64_t end = start + size, is = start / g->r, ia = a / g->r, in = n / g->r;
+  if (start != a)
+    start_gone(g, a, end);
+  if (ns != 0)
+    start_gone(g, n, end);
+  if (g->max[g->p + is] < size)
+    leaf_set(g, is, size);
+  if (ia != is)
+    rescan(g, ia);
+  if (ns != 0 && in != is && in != ia)
+    rescan(g, in);
+  unlock(g);
+}
+
+/* The summary against the tags: 0, or -1 with what differs said. */
+static int ranges_check(struct ranges *g) {
+  uint64_t n = ranges_count(g), b = SHH_FIRST;
+  uint64_t *m = calloc(n, sizeof *m);
+  uint16_t *f = malloc(n * sizeof *f);
+  int prev_free = 0, rc = 0;
+  memset(f, 0xff, n * sizeof *f);
+  while (b < g->len && rc == 0) {
+    uint64_t t = tag_at(g, b), s = shh_tag_size(t), i = b / g->r;
+    if (s < SHH_MIN_BLOCK || shh_tag_prev_free(t) != prev_free) {
+      fprintf(stderr, "range-bound: bad tag at %llu\n", (unsigned long long)b);
+      rc = -1;
+    }
+    if (f[i] == NO_START)
+      f[i] = (uint16_t)(b % g->r);
+    if (!shh_tag_used(t) && s > m[i])
+      m[i] = s;
+    prev_free = !shh_tag_used(t);
+    b += s;
+  }
+  for (uint64_t i = 0; i < n && rc == 0; i++)
+    if (m[i] != g->max[g->p + i] || f[i] != g->first[i]) {
+      fprintf(stderr, "range-bound: range %llu's summary is wrong\n",
+              (unsigned long long)i);
+      rc = -1;
+    }
+  for (uint64_t k = g->p - 1; k != 0 && rc == 0; k--) {
+    uint64_t x = g->max[2 * k], y = g->max[2 * k + 1];
+    if (g->max[k] != (x > y ? x : y)) {
+      fprintf(stderr, "range-bound: tree node %llu is wrong\n",
+              (unsigned long long)k);
+      rc = -1;
+    }
+  }
+  free(m);
+  free(f);
+  return g->bad != 0 ? -1 : rc;
+}
+
+static uint64_t rand_state;
+static uint32_t rand_range(uint32_t lo, uint32_t hi) {
+  rand_state ^= rand_state << 13;
+  rand_state ^= rand_state >> 7;
+  rand_state ^= rand_state << 17;
+  return lo + (uint32_t)(rand_state % (hi - lo + 1));
+}
+
+static double now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+/* Alloc and free through either allocator: HEAP set means shmheap. */
+struct either {
+  shmheap_memory_handle heap;
+  struct ranges *g;
+};
+static void *e_alloc(struct either *e, size_t sz) {
+  return e->heap != NULL ? shmheap_alloc(e->heap, sz) : ranges_alloc(e->g, sz);
+}
+static void e_free(struct either *e, void *p) {
+  if (e->heap != NULL)
+    shmheap_free(e->heap, p);
+  else if (p != NULL)
+    ranges_free(e->g, p);
+}
+static uint64_t e_offset(struct either *e, void *p) {
+  if (p == NULL)
+    return 0;
+  return e->heap != NULL ? shmheap_ptr_to_handle(e->heap, p)
+                         : (uint64_t)((unsigned char *)p - e->g->base);
+}
+
+static shmheap_memory_handle heap_create(uint64_t len) {
+  char name[64];
+  snprintf(name, sizeof name, "/shmheap-range-bound-%ld", (long)getpid());
+  shmheap_destroy(name, NULL);
+  shmheap_memory_handle h = shmheap_create(name, len);
+  if (h == NULL) {
+    perror("range-bound: shmheap_create");
+    exit(2);
+  }
+  return h; /* shmheap_destroy(NULL, h) removes it */
+}
+
+/* The same offsets as shmheap's for every call, ENOMEMs included, on a
+ * small heap where large requests fail: the same policy. */
+static int same_policy(uint64_t r) {
+  enum { LIVE = 1000, STEPS = 300000, LEN = 1 << 20 };
+  struct ranges g;
+  struct either a = {heap_create(LEN), NULL}, b = {NULL, &g};
+  void **pa = calloc(LIVE, sizeof *pa), **pb = calloc(LIVE, sizeof *pb);
+  unsigned long diff = 0, enomem = 0;
+  ranges_init(&g, LEN, r);
+  rand_state = 99;
+  for (uint32_t k = 0; k < LIVE + STEPS; k++) {
+    uint32_t j = k < LIVE ? k : rand_range(0, LIVE - 1);
+    uint32_t sz = rand_range(16, k % 7 == 0 ? 20000 : 1024);
+    e_free(&a, pa[j]);
+    e_free(&b, pb[j]);
+    pa[j] = e_alloc(&a, sz);
+    pb[j] = e_alloc(&b, sz);
+    enomem += pa[j] == NULL;
+    diff += e_offset(&a, pa[j]) != e_offset(&b, pb[j]);
+    if (k % 101 == 0 && ranges_check(&g) != 0)
+      diff++;
+  }
+  printf("same policy, R = %llu: %d calls on a 1 MiB heap (%lu ENOMEM): "
+         "%lu differ from shmheap's\n",
+         (unsigned long long)r, LIVE + STEPS, enomem, diff);
+  shmheap_destroy(NULL, a.heap);
+  ranges_fini(&g);
+  free(pa);
+  free(pb);
+  return diff == 0 ? 0 : -1;
+}
+
+/* random-live: LIVE blocks, as many steps of warm-up, then STEPS timed
+ * steps (free a random block, allocate a random size); ns per step. */
+static double random_live(struct either *e, uint32_t live, uint32_t steps) {
+  void **slot = malloc(live * sizeof *slot);
+  rand_state = 12345 + live;
+  for (uint32_t i = 0; i < live; i++)
+    slot[i] = e_alloc(e, rand_range(16, 1024));
+  double t0 = 0;
+  for (uint32_t k = 0; k < live + steps; k++) {
+    if (k == live)
+      t0 = now_ns();
+    uint32_t j = rand_range(0, live - 1);
+    e_free(e, slot[j]);
+    slot[j] = e_alloc(e, rand_range(16, 1024));
+    if (slot[j] == NULL) {
+      fprintf(stderr, "range-bound: ENOMEM in random-live\n");
+      exit(2);
+    }
+    *(volatile unsigned char *)slot[j] = (unsigned char)k;
+  }
+  double t = (now_ns() - t0) / steps;
+  free(slot);
+  return t;
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+int main(int argc, char **argv) {
+  int reps = argc > 1 ? atoi(argv[1]) : 3;
+  if (reps < 1 || reps > MAX_REPS) {
+    fprintf(stderr, "usage: shmheap-range-bound [REPS (1..%d)]\n", MAX_REPS);
+    return 2;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  for (int k = 0; k < N_R; k++)
+    if (same_policy(range_bytes[k]) != 0)
+      return 1;
+  static const struct {
+    uint32_t live;
+    uint64_t len;
+  } sizes[2] = {{1000, 16 << 20}, {100000, 256 << 20}};
+  static double shm[2][MAX_REPS], rng[2][N_R][MAX_REPS],
+      ratio[2][N_R][MAX_REPS];
+  for (int rep = 0; rep < reps; rep++) {
+    for (int w = 0; w < 2; w++) {
+      struct either e = {heap_create(sizes[w].len), NULL};
+      shm[w][rep] = random_live(&e, sizes[w].live, 1000000);
+      shmheap_destroy(NULL, e.heap);
+      for (int k = 0; k < N_R; k++) {
+        struct ranges g;
+        struct either f = {NULL, &g};
+        ranges_init(&g, sizes[w].len, range_bytes[k]);
+        rng[w][k][rep] = random_live(&f, sizes[w].live, 1000000);
+        ratio[w][k][rep] = rng[w][k][rep] / shm[w][rep];
+        if (g.bad != 0) {
+          fprintf(stderr, "range-bound: %lu tags failed their check bits\n",
+                  g.bad);
+          return 1;
+        }
+        ranges_fini(&g);
+      }
+    }
+    printf("rep %d/%d done\n", rep + 1, reps);
+  }
+  printf("\nrandom-live, ns per step, medians of %d reps; ratio: the median of "
+         "the reps' range summary time / shmheap time\n",
+         reps);
+  printf("%-8s %-16s %-28s %-28s\n", "R bytes", "summary/heap",
+         "1k: shmheap ranges ratio", "100k: shmheap ranges ratio");
+  for (int k = 0; k < N_R; k++) {
+    double m[2][3];
+    for (int w = 0; w < 2; w++) {
+      double v[MAX_REPS];
+      memcpy(v, shm[w], sizeof v);
+      m[w][0] = median(v, reps);
+      memcpy(v, rng[w][k], sizeof v);
+      m[w][1] = median(v, reps);
+      memcpy(v, ratio[w][k], sizeof v);
+      m[w][2] = median(v, reps);
+    }
+    /* a leaf and a tree node of 8 bytes each and a 2-byte start per range */
+    printf("%-8u %5.2f%%          %7.1f %7.1f %5.2f        %7.1f %7.1f %5.2f\n",
+           range_bytes[k], 100.0 * 18 / range_bytes[k], m[0][0], m[0][1],
+           m[0][2], m[1][0], m[1][1], m[1][2]);
+  }
+  return 0;
+}
