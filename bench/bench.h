@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "median.h"
+
 #ifndef SHMHEAP_BENCH_BUILDTYPE
 #define SHMHEAP_BENCH_BUILDTYPE "unknown"
 #endif
@@ -263,7 +265,6 @@ double run_procs(const struct allocator *a, size_t heap_len, int nproc,
 
 void run_all_reps(void);
 
-double median(const double *v, int n);
 double row_median(enum row_id r, int ai);
 /* Median over reps of result[rn][an][k] / result[rd][ad][k]. */
 double paired_quotient(enum row_id rn, int an, enum row_id rd, int ad);

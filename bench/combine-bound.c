@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "median.h"
+
 enum { SIZES = 4096, MAX_REPS = 101 };
 #define WINDOW_S 0.5
 
@@ -167,16 +169,6 @@ static double round_trip(struct shared *s) {
   double ns = (now_s() - t0) / TRIPS * 1e9;
   waitpid(pid, NULL, 0);
   return ns;
-}
-
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void pick_cpus(void) {

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "block.h" /* the tag format and its check bits */
+#include "median.h"
 
 enum { MAX_REPS = 51, NO_START = 0xffff, N_R = 5 };
 static const unsigned range_bytes[N_R] = {256, 512, 1024, 2048, 4096};
@@ -400,15 +401,6 @@ static double random_live(struct either *e, uint32_t live, uint32_t steps) {
   return t;
 }
 
-static int cmp(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(int argc, char **argv) {
   int reps = argc > 1 ? atoi(argv[1]) : 3;
   if (reps < 1 || reps > MAX_REPS) {
@@ -454,13 +446,9 @@ int main(int argc, char **argv) {
   for (int k = 0; k < N_R; k++) {
     double m[2][3];
     for (int w = 0; w < 2; w++) {
-      double v[MAX_REPS];
-      memcpy(v, shm[w], sizeof v);
-      m[w][0] = median(v, reps);
-      memcpy(v, rng[w][k], sizeof v);
-      m[w][1] = median(v, reps);
-      memcpy(v, ratio[w][k], sizeof v);
-      m[w][2] = median(v, reps);
+      m[w][0] = median(shm[w], reps);
+      m[w][1] = median(rng[w][k], reps);
+      m[w][2] = median(ratio[w][k], reps);
     }
     /* a leaf and a tree node of 8 bytes each and a 2-byte start per range */
     printf("%-8u %5.2f%%          %7.1f %7.1f %5.2f        %7.1f %7.1f %5.2f\n",

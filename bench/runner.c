@@ -311,24 +311,6 @@ void run_all_reps(void) {
 /* ------------------------------------------------------------------------ */
 /* Statistics                                                               */
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Median of the measured values in V[0..n), NAN when there are none. */
-double median(const double *v, int n) {
-  double tmp[MAX_REPS];
-  int k = 0;
-  for (int i = 0; i < n; i++)
-    if (!isnan(v[i]))
-      tmp[k++] = v[i];
-  if (k == 0)
-    return NAN;
-  qsort(tmp, (size_t)k, sizeof tmp[0], cmp_double);
-  return k % 2 ? tmp[k / 2] : (tmp[k / 2 - 1] + tmp[k / 2]) / 2;
-}
-
 double row_median(enum row_id r, int ai) {
   return median(result[r][ai], opt.reps);
 }
