@@ -184,16 +184,6 @@ static void ranges_fini(struct ranges *g) {
   munmap(g->first, ranges_count(g) * sizeof *g->first);
 }
 
-/* shmheap's sizes (lib/block.h: shh_fit, shh_carve). */
-static uint64_t fit_size(size_t sz) {
-  uint64_t n = (sz + SHH_TAG + 7) & ~(uint64_t)7;
-  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
-}
-static uint64_t carve_size(size_t sz) {
-  uint64_t n = (sz + SHH_TAG + SHH_ALIGN - 1) & ~(uint64_t)(SHH_ALIGN - 1);
-  return n < SHH_MIN_BLOCK ? SHH_MIN_BLOCK : n;
-}
-
 static void free_block(struct ranges *g, uint64_t a) {
   uint64_t t = tag_at(g, a), s = shh_tag_size(t), n = a + s, ns = 0;
   uint64_t start = a, size = s;
@@ -250,7 +240,7 @@ static void hold_tail(struct ranges *g) {
 }
 
 static void *ranges_alloc(struct ranges *g, size_t sz) {
-  uint64_t need = fit_size(sz), carve = carve_size(sz), b, t, s, i;
+  uint64_t need = shh_fit(sz), carve = shh_carve(sz), b, t, s, i;
   lock(g);
   for (;;) {
     if (g->max[1] < need) {
