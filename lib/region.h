@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "abi.h"
 #include "layout.h"
 #include "shmheap.h"
 
@@ -55,14 +56,6 @@ SHH_FIELD_AT(check, SHH_HDR_CHECK);
 #undef SHH_FIELD_AT
 _Static_assert(SHMHEAP_OVERHEAD == SHH_FIRST + SHH_TAG, "the 80-byte promise");
 _Static_assert(SHMHEAP_ALIGNMENT == SHH_ALIGN, "alignment");
-
-/* What a connecting process must share with the creator for the region's
- * layout to mean the same thing: pointer width, alignment, and a
- * byte-order marker (the region itself holds fixed-width integers only). */
-static inline uint32_t shh_abi(void) {
-  return (uint32_t)sizeof(void *) | (uint32_t) _Alignof(max_align_t) << 16 |
-         (uint32_t)0x5a << 24;
-}
 
 /* A process's connection. Read-only after connect, so the threads of a
  * process can share it (the crash-point counter is test-only), except len

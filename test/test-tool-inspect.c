@@ -1,8 +1,9 @@
 /* test-tool-inspect.c: the tool's commands that read one heap, and its
  * exit codes: info (text and JSON, against shmheap_stats), check (the
  * first bad offset of a tag damaged through shmheap_underlying), a heap
- * marked broken (1), no such heap (3), not a heap and another format (4),
- * a lock held by a live process and a creator still initialising (5).
+ * marked broken (1), no such heap (3), not a heap, another format and
+ * another ABI (4), a lock held by a live process and a creator still
+ * initialising (5).
  */
 #include "test-tool.h"
 #include "testutil.h"
@@ -252,6 +253,35 @@ static void test_other_format(void) {
   shmheap_destroy(NULL, mem);
 }
 
+/* A heap of this format made by a build with 4-byte pointers: connect
+ * refuses it (EPROTO), every command that opens it exits 4, and ls, which
+ * never connects, says so instead of calling it ready. */
+static void test_other_abi(void) {
+  char name[64];
+  tool_name(name, sizeof name);
+  shmheap_memory_handle mem = shmheap_create(name, 64 * 1024);
+  g_assert_nonnull(mem);
+  assert_ls_state(name, "ready", SHMHEAP_FORMAT_VERSION);
+  poke_u16(mem, SHH_HDR_ABI, 4); /* the low half holds the pointer width */
+  g_assert_null(shmheap_connect(name));
+  g_assert_cmpint(errno, ==, EPROTO);
+  const char *cmds[] = {"info", "check", "map", "names"};
+  for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
+    struct run r = tool(cmds[i], name, NULL);
+    assert_error(&r, EXIT_NOT_HEAP, "another format version or ABI");
+    run_clear(&r);
+  }
+  struct run r = tool("ls", NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  char *line = ls_line(r.out, name);
+  g_assert_nonnull(line);
+  g_assert_true(g_str_has_suffix(line, " other ABI"));
+  g_free(line);
+  run_clear(&r);
+  assert_ls_state(name, "other ABI", SHMHEAP_FORMAT_VERSION);
+  shmheap_destroy(NULL, mem);
+}
+
 /* A child that holds the heap's lock: it blocks inside shmheap_walk's
  * callback (which runs under the lock) after telling the parent through a
  * pipe. */
@@ -346,6 +376,7 @@ void add_inspect_tests(void) {
   g_test_add_func("/tool/missing", test_missing);
   g_test_add_func("/tool/not-a-heap", test_not_a_heap);
   g_test_add_func("/tool/other-format", test_other_format);
+  g_test_add_func("/tool/other-abi", test_other_abi);
   g_test_add_func("/tool/busy", test_busy);
   g_test_add_func("/tool/initialising", test_initialising);
 }

@@ -1,13 +1,14 @@
 /* cmd-ls.c: `shmheap ls`: the objects in /dev/shm and what they are. It
  * never connects: it opens each object read-only, reads the header's
- * fields at the offsets lib/layout.h names (magic, format version, state,
- * size, maximum size, names) and fstat's size, owner and mode. So it takes
- * no lock, writes nothing, never waits, and cannot disturb a heap another
+ * fields at the offsets lib/layout.h names (magic, format version, ABI,
+ * state, size, maximum size, names) and fstat's size, owner and mode. So it
+ * takes no lock, writes nothing, never waits, and cannot disturb a heap another
  * process is using or recovering. What it reads without the lock is a
  * snapshot that may be changing as it is read.
  */
 #include "tool.h"
 
+#include <abi.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,8 @@
 struct entry {
   char name[NAME_MAX + 2];
   struct stat sb;
-  const char *state; /* ready, initialising, broken, not a heap, ... */
+  const char *state; /* ready, initialising, broken, not a heap, other
+                        format, other ABI, no access */
   unsigned format;   /* the header's format version; 0 if none */
   uint64_t max_size; /* 0 when unknown */
   bool has_names;
@@ -70,6 +72,12 @@ static void read_header(int fd, struct entry *e) {
   e->format = le16(h + SHH_HDR_VERSION);
   if (e->format != SHMHEAP_FORMAT_VERSION) {
     e->state = "other format";
+    return;
+  }
+  /* made by a build whose pointer width or alignment differs: connect
+   * refuses it as it refuses another format */
+  if (le32(h + SHH_HDR_ABI) != shh_abi()) {
+    e->state = "other ABI";
     return;
   }
   uint64_t len = le64(h + SHH_HDR_LEN);
@@ -230,7 +238,9 @@ const struct command cmd_ls = {
         "\n"
         "List the objects in /dev/shm: name, size, maximum size, mode,\n"
         "owner and state: ready, initialising, broken, not a heap, format N\n"
-        "(a heap of another format version) or no access (cannot be read).\n"
+        "(a heap of another format version), other ABI (made by a build\n"
+        "with another pointer width or alignment) or no access (cannot be\n"
+        "read).\n"
         "ls reads each header read-only: it takes no heap's lock, writes\n"
         "nothing and never waits, so it is safe beside running programs.\n"
         "\n"
