@@ -277,9 +277,15 @@ double paired_ratio(enum row_id r, int shm, int other);
 bool open_raw_csv(void); /* false (said) when it cannot be written */
 void write_raw_csv(enum row_id r, int ai, int rep, double value, size_t steps);
 void close_raw_csv(void);
-FILE *open_out(const char *file); /* in --out-dir; NULL (said) on failure */
-void out_failed(const char *path);  /* says PATH could not be written */
-int out_failures(void);             /* how many files could not be written */
+/* Opens FILE in --out-dir for writing, its path into PATH[0..LEN); NULL,
+ * said and counted, on failure. */
+FILE *open_out(const char *file, char *path, size_t len);
+/* Closes F, the file at PATH: a write or close that failed is said and
+ * counted; a file written whole joins out_written's list. */
+void close_out(FILE *f, const char *path);
+void out_failed(const char *path); /* says PATH could not be written */
+int out_failures(void);            /* how many files could not be written */
+const char *out_written(void);     /* the names of the files written */
 void print_report(FILE *f);
 void write_summary_csv(const char *path);
 void write_charts(const char *dir);

@@ -13,6 +13,7 @@
 
 struct plot {
   FILE *f;
+  const char *path;
   double W, H;     /* the picture */
   double ml, mt;   /* left and top margins */
   double pw, ph;   /* the plotting area */
@@ -37,6 +38,7 @@ static bool plot_open(struct plot *p, const char *path, double lo, double hi,
   if (!(lo <= hi) || !(lo > 0))
     return false;
   p->f = fopen(path, "w");
+  p->path = path;
   if (p->f == NULL) {
     out_failed(path);
     return false;
@@ -59,7 +61,7 @@ static bool plot_open(struct plot *p, const char *path, double lo, double hi,
 
 static void plot_close(struct plot *p) {
   fprintf(p->f, "</svg>\n");
-  fclose(p->f);
+  close_out(p->f, p->path);
 }
 
 /* The title, the decades on y, the N ticks on x, the frame, the axis

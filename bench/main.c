@@ -213,13 +213,13 @@ static void print_header(void) {
 
 /* 0 when every file was written; 1, said, when any could not be. */
 static int write_files(void) {
-  FILE *txt = open_out("shmheap-bench.txt");
+  char path[4096];
+  FILE *txt = open_out("shmheap-bench.txt", path, sizeof path);
   if (txt != NULL) {
     print_report(txt);
-    fclose(txt);
+    close_out(txt, path);
   }
   close_raw_csv();
-  char path[4096];
   snprintf(path, sizeof path, "%s/shmheap-bench-summary.csv", opt.out_dir);
   write_summary_csv(path);
   write_charts(opt.out_dir);
@@ -228,8 +228,7 @@ static int write_files(void) {
             out_failures(), opt.out_dir);
     return 1;
   }
-  printf("\nwrote %s/shmheap-bench{.csv,-summary.csv,.txt,.svg,-procs.svg}\n",
-         opt.out_dir);
+  printf("\nwrote in %s: %s\n", opt.out_dir, out_written());
   return 0;
 }
 

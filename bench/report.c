@@ -63,6 +63,7 @@ bool row_selected(enum row_id r) {
 /* Files                                                                    */
 
 static int failures;
+static char written[400]; /* the names of the files written, comma-separated */
 
 void out_failed(const char *path) {
   fprintf(stderr, "bench: cannot write %s: %s\n", path, strerror(errno));
@@ -73,9 +74,30 @@ int out_failures(void) {
   return failures;
 }
 
-FILE *open_out(const char *file) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", opt.out_dir, file);
+const char *out_written(void) {
+  return written;
+}
+
+void close_out(FILE *f, const char *path) {
+  int err = 0;
+  errno = 0;
+  if (fflush(f) != 0 || ferror(f))
+    err = errno != 0 ? errno : EIO;
+  if (fclose(f) != 0 && err == 0)
+    err = errno;
+  if (err != 0) {
+    errno = err;
+    out_failed(path);
+    return;
+  }
+  const char *slash = strrchr(path, '/');
+  size_t n = strlen(written);
+  snprintf(written + n, sizeof written - n, "%s%s", n ? ", " : "",
+           slash ? slash + 1 : path);
+}
+
+FILE *open_out(const char *file, char *path, size_t len) {
+  snprintf(path, len, "%s/%s", opt.out_dir, file);
   FILE *f = fopen(path, "w");
   if (f == NULL)
     out_failed(path);
@@ -83,9 +105,10 @@ FILE *open_out(const char *file) {
 }
 
 static FILE *raw_csv;
+static char raw_csv_path[4096];
 
 bool open_raw_csv(void) {
-  raw_csv = open_out("shmheap-bench.csv");
+  raw_csv = open_out("shmheap-bench.csv", raw_csv_path, sizeof raw_csv_path);
   if (raw_csv != NULL)
     fprintf(raw_csv, "workload,unit,allocator,rep,value,timed_steps\n");
   return raw_csv != NULL;
@@ -99,7 +122,7 @@ void write_raw_csv(enum row_id r, int ai, int rep, double value, size_t steps) {
 
 void close_raw_csv(void) {
   if (raw_csv != NULL)
-    fclose(raw_csv);
+    close_out(raw_csv, raw_csv_path);
   raw_csv = NULL;
 }
 
@@ -412,5 +435,5 @@ void write_summary_csv(const char *path) {
     if (row_selected((enum row_id)r))
       for (int i = 0; i < n_allocs; i++)
         summary_line(f, (enum row_id)r, i, s);
-  fclose(f);
+  close_out(f, path);
 }
