@@ -240,29 +240,24 @@ static void test_other_format(void) {
     assert_error(&r, EXIT_NOT_HEAP, "another format version");
     run_clear(&r);
   }
-  struct run r = tool("ls", NULL);
-  g_assert_cmpint(r.code, ==, 0);
-  char *line = ls_line(r.out, name);
   char *want = g_strdup_printf(" format %u", other);
-  g_assert_nonnull(line);
-  g_assert_true(g_str_has_suffix(line, want));
+  assert_ls_shows(name, want, "other format", other);
   g_free(want);
-  g_free(line);
-  run_clear(&r);
-  assert_ls_state(name, "other format", other);
   shmheap_destroy(NULL, mem);
 }
 
-/* A heap of this format made by a build with 4-byte pointers: connect
- * refuses it (EPROTO), every command that opens it exits 4, and ls, which
- * never connects, says so instead of calling it ready. */
+/* A heap of this format made by a build with other pointers (4 bytes wide
+ * where ours are 8, and the other way round): connect refuses it (EPROTO),
+ * every command that opens it exits 4, and ls, which never connects, says
+ * so instead of calling it ready. */
 static void test_other_abi(void) {
   char name[64];
   tool_name(name, sizeof name);
   shmheap_memory_handle mem = shmheap_create(name, 64 * 1024);
   g_assert_nonnull(mem);
   assert_ls_state(name, "ready", SHMHEAP_FORMAT_VERSION);
-  poke_u16(mem, SHH_HDR_ABI, 4); /* the low half holds the pointer width */
+  /* the low half holds the pointer width */
+  poke_u16(mem, SHH_HDR_ABI, sizeof(void *) == 4 ? 8 : 4);
   g_assert_null(shmheap_connect(name));
   g_assert_cmpint(errno, ==, EPROTO);
   const char *cmds[] = {"info", "check", "map", "names"};
@@ -271,14 +266,14 @@ static void test_other_abi(void) {
     assert_error(&r, EXIT_NOT_HEAP, "another format version or ABI");
     run_clear(&r);
   }
-  struct run r = tool("ls", NULL);
-  g_assert_cmpint(r.code, ==, 0);
-  char *line = ls_line(r.out, name);
-  g_assert_nonnull(line);
-  g_assert_true(g_str_has_suffix(line, " other ABI"));
-  g_free(line);
-  run_clear(&r);
-  assert_ls_state(name, "other ABI", SHMHEAP_FORMAT_VERSION);
+  assert_ls_shows(name, " other ABI", "other ABI", SHMHEAP_FORMAT_VERSION);
+  /* a creator that has written the version but not yet the ABI: ls
+   * calls that initialising, not another build's */
+  poke_u16(mem, SHH_HDR_ABI, 0);
+  poke_u16(mem, SHH_HDR_ABI + 2, 0);
+  poke_u16(mem, SHH_HDR_STATE, SHH_STATE_INIT);
+  assert_ls_shows(name, " initialising", "initialising",
+                  SHMHEAP_FORMAT_VERSION);
   shmheap_destroy(NULL, mem);
 }
 

@@ -374,6 +374,20 @@ void assert_ls_state(const char *name, const char *state, unsigned format) {
   run_clear(&r);
 }
 
+void assert_ls_shows(const char *name, const char *suffix, const char *state,
+                     unsigned format) {
+  struct run r = tool("ls", NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  char *line = ls_line(r.out, name);
+  g_assert_nonnull(line);
+  if (!g_str_has_suffix(line, suffix))
+    g_error("ls shows %s as \"%s\", which does not end with \"%s\"", name, line,
+            suffix);
+  g_free(line);
+  run_clear(&r);
+  assert_ls_state(name, state, format);
+}
+
 /* The line of text ls prints for NAME (g_free it), or NULL. */
 char *ls_line(const char *out, const char *name) {
   g_auto(GStrv) lines = g_strsplit(out, "\n", -1);

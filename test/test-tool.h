@@ -111,6 +111,11 @@ char *json_form(const char *name);
 /* Asserts that ls --json lists NAME with STATE (and FORMAT when not 0). */
 void assert_ls_state(const char *name, const char *state, unsigned format);
 
+/* Asserts that ls's line of text for NAME ends with SUFFIX, and that
+ * assert_ls_state (NAME, STATE, FORMAT) holds. */
+void assert_ls_shows(const char *name, const char *suffix, const char *state,
+                     unsigned format);
+
 /* The line of text ls prints for NAME (g_free it), or NULL. */
 char *ls_line(const char *out, const char *name);
 

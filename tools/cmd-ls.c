@@ -75,8 +75,9 @@ static void read_header(int fd, struct entry *e) {
     return;
   }
   /* made by a build whose pointer width or alignment differs: connect
-   * refuses it as it refuses another format */
-  if (le32(h + SHH_HDR_ABI) != shh_abi()) {
+   * refuses it as it refuses another format (a heap still being made may
+   * have its version written and not yet its ABI: it is initialising) */
+  if (state != SHH_STATE_INIT && le32(h + SHH_HDR_ABI) != shh_abi()) {
     e->state = "other ABI";
     return;
   }
