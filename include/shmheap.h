@@ -23,7 +23,10 @@
  * are safe from any number of threads and processes at once; a memory
  * handle may be shared by the threads of one process. A
  * thread that calls into a heap whose lock it already holds (from a walk or
- * names callback) gets EDEADLK. None of the calls is async-signal-safe
+ * names callback), through the same handle or another connection to that
+ * heap, gets EDEADLK. A callback must return: leaving it by longjmp, a C++
+ * exception or thread cancellation leaves the lock held by a live thread,
+ * and every other caller waits for it. None of the calls is async-signal-safe
  * except shmheap_version, shmheap_version_string, shmheap_ptr_to_handle,
  * shmheap_handle_to_ptr and shmheap_underlying.
  *
@@ -172,8 +175,9 @@ int shmheap_grow(shmheap_memory_handle mem, size_t new_len);
  * width, alignment), EAGAIN (a heap made in place, where /dev/shm does not
  * allow the atomic link create normally uses, has not finished
  * initialising: its creator is slow, or died half-way through create; an
- * operator removes such an object with shmheap_destroy(name, NULL) or
- * `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond
+ * object whose header is still all zeros looks just like that, whatever
+ * made it, and gets EAGAIN too; an operator removes such an object with
+ * shmheap_destroy(name, NULL) or `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond
  * repair, or its lock word scribbled over, and marked broken; it can only
  * be destroyed), ENOMEM (also when the address space for a growable heap's
  * max_len cannot be reserved), EMFILE, ENFILE. Each connection keeps the
@@ -372,7 +376,9 @@ struct shmheap_block {
 
 /* Calls FN for every block in address order, under the lock, until FN
  * returns nonzero. FN must not call into the same heap (such a call fails
- * with EDEADLK) and must not keep the block beyond the call.
+ * with EDEADLK, through any connection to it), must return (not longjmp or
+ * throw out: the lock would stay held), and must not keep the block beyond
+ * the call.
  * Returns 0 when every block was visited, FN's nonzero value when FN
  * stopped the walk, -1 with errno EINVAL (MEM or FN is NULL) or EUCLEAN.
  * Cost: O(n) in the number of blocks. */

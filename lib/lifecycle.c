@@ -132,11 +132,16 @@ static int reserve(int fd, uint64_t len) {
 /* Maps MAP_LEN bytes of FD. Only the first h->len are backed; the rest is
  * address space kept for growth, never touched beyond the object's size. */
 static int map_object(struct shmheap *h, int fd, uint64_t map_len) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return errno;
   void *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED)
     return errno;
   h->base = base;
   h->map_len = map_len;
+  h->ident = (uint64_t)st.st_dev << 32 ^ (uint64_t)st.st_ino;
+  h->ident += h->ident == 0;
   return 0;
 }
 

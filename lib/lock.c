@@ -98,13 +98,15 @@ struct self {
    * own_key is 0, matching no heap, until it is computed */
   uint64_t own_word, own_key, own_witness;
   uint32_t tid;
-  /* The lock words this thread holds: a word that names this thread but
-   * is not among them was left by a dead thread whose id the kernel
-   * reused. One of them in last, the rest in held[]: a thread that holds
-   * one lock at a time notes it with one store. */
-  const uint64_t *last;
+  /* The heaps whose lock this thread holds, by identity (struct shmheap's
+   * ident, the same through every connection to one heap): a lock word
+   * that names this thread but whose heap is not among them was left by a
+   * dead thread whose id the kernel reused. One of them in last, the rest
+   * in held[]: a thread that holds one lock at a time notes it with one
+   * store. 0: none. */
+  uint64_t last;
   int nheld;
-  const uint64_t *held[MAX_HELD - 1];
+  uint64_t held[MAX_HELD - 1];
 };
 static __thread struct self me __attribute__((tls_model("initial-exec")));
 
@@ -139,11 +141,11 @@ static uint32_t my_ns(void) {
   return (uint32_t)v;
 }
 
-static int held_here(const uint64_t *w) {
-  if (me.last == w)
+static int held_here(const struct shmheap *h) {
+  if (me.last == h->ident)
     return 1;
   for (int i = 0; i < me.nheld; i++)
-    if (me.held[i] == w)
+    if (me.held[i] == h->ident)
       return 1;
   return 0;
 }
@@ -237,15 +239,15 @@ static int thread_gone(uint32_t tid) {
          (state[2] == 'Z' || state[2] == 'X');
 }
 
-/* Whether the owner named by W is known dead: a thread of our namespace
- * that has exited, or our own id in a word we do not hold (a dead thread
- * whose id the kernel gave to us). */
-static int owner_dead(const uint64_t *w, uint64_t v, uint64_t own) {
+/* Whether the owner named by V, the word of H, is known dead: a thread of
+ * our namespace that has exited, or our own id in the word of a heap we do
+ * not hold (a dead thread whose id the kernel gave to us). */
+static int owner_dead(const struct shmheap *h, uint64_t v, uint64_t own) {
   uint32_t tid = (uint32_t)v & TID_MASK, ns = (uint32_t)(v >> 44);
   if (tid == 0 || ns != my_ns())
     return 0;
   if (tid == (uint32_t)own)
-    return !held_here(w);
+    return !held_here(h);
   return thread_gone(tid);
 }
 
@@ -290,7 +292,7 @@ static int nap(struct shmheap *h, uint64_t v, uint64_t own,
   struct timespec t = {0, ns};
   if (futex(w, FUTEX_WAIT, (uint32_t)v, &t) == 0 || errno != ETIMEDOUT)
     return 0;
-  if (owner_dead(w, v, own)) {
+  if (owner_dead(h, v, own)) {
     if (__atomic_compare_exchange_n(w, &v, own | WAITERS, 0, __ATOMIC_ACQUIRE,
                                     __ATOMIC_RELAXED)) {
       *took = 1;
@@ -366,8 +368,9 @@ static int lock_slow(struct shmheap *h, uint64_t own,
       return EUCLEAN;
     }
     uint32_t low = (uint32_t)v;
-    if ((v & ~(uint64_t)(STARVING | WAITERS)) == own && held_here(w))
-      return EDEADLK; /* this thread holds it: a callback called in */
+    if ((v & ~(uint64_t)(STARVING | WAITERS)) == own && held_here(h))
+      return EDEADLK; /* this thread holds it: a callback called in,
+                         maybe through another connection to the heap */
     if ((low & TID_MASK) == 0 && (!(low & STARVING) || starving)) {
       /* free, or reserved for a starving waiter and we are one; we
        * slept, so others may sleep too: keep WAITERS */
@@ -455,7 +458,7 @@ static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
     release(h);     /* not noted */
     return EDEADLK; /* callbacks nested deeper than anyone needs */
   }
-  me.held[me.nheld++] = &hd->lock;
+  me.held[me.nheld++] = h->ident;
   return lock_ready(h, hd);
 }
 
@@ -467,9 +470,9 @@ static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
  * leftover of a dead thread with our id. */
 static inline __attribute__((always_inline)) int
 lock_taken(struct shmheap *h, struct shh_header *hd) {
-  if (__builtin_expect(me.last != NULL, 0))
+  if (__builtin_expect(me.last != 0, 0))
     return lock_taken_deep(h, hd);
-  me.last = &hd->lock;
+  me.last = h->ident;
   return lock_ready(h, hd);
 }
 
@@ -498,7 +501,7 @@ lock_renew(struct shmheap *h, const struct timespec *deadline) {
     }
     me.gen = gen;
     me.tid = (uint32_t)syscall(SYS_gettid) & TID_MASK;
-    me.last = NULL;
+    me.last = 0;
     me.nheld = 0;
   }
   /* the hash is worth computing once per thread and heap */
@@ -521,23 +524,23 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return lock_taken(h, hd);
 }
 
-/* forget_held when W is not last: it is in held[]. */
-static __attribute__((noinline)) void forget_deep(const uint64_t *w) {
+/* forget_held when H is not last: it is in held[]. */
+static __attribute__((noinline)) void forget_deep(const struct shmheap *h) {
   for (int i = me.nheld - 1; i >= 0; i--) {
-    if (me.held[i] == w) {
+    if (me.held[i] == h->ident) {
       me.held[i] = me.held[--me.nheld];
       return;
     }
   }
 }
 
-/* Drops W from the words this thread holds; the common case, one word
+/* Drops H from the heaps this thread holds; the common case, one heap
  * held, is one compare and one store. */
-static inline void forget_held(const uint64_t *w) {
-  if (__builtin_expect(me.last == w, 1))
-    me.last = NULL;
+static inline void forget_held(const struct shmheap *h) {
+  if (__builtin_expect(me.last == h->ident, 1))
+    me.last = 0;
   else
-    forget_deep(w);
+    forget_deep(h);
 }
 
 /* The release when the word is not just ours: V, its value, has a flag
@@ -566,7 +569,7 @@ static __attribute__((noinline)) void unlock_slow(struct shmheap *h,
 static __attribute__((noinline)) void unlock_flagged(struct shmheap *h,
                                                      uint64_t *w, uint64_t v) {
   unlock_slow(h, w, v);
-  forget_held(w);
+  forget_held(h);
 }
 
 /* The release comes first, so that it waits for nothing but the heap's
@@ -583,5 +586,5 @@ void shh_unlock(struct shmheap *h) {
     unlock_flagged(h, w, v);
     return;
   }
-  forget_held(w);
+  forget_held(h);
 }

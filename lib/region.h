@@ -70,6 +70,12 @@ struct shmheap {
   uint64_t key;        /* expanded tag key */
   uint32_t lock_key;   /* the header's key, for the lock word's check bits */
   int fd;              /* the object, kept open to check and grow its size */
+  /* The object's identity (its device and inode, never 0), the same in
+   * every connection to it and, as fd keeps the object open, shared with
+   * no other object while this connection lasts: how the lock knows that a
+   * heap this thread locks again is one it holds through another
+   * connection (lock.c). */
+  uint64_t ident;
 #ifdef SHH_CRASH_POINTS
   long crash_at; /* from SHMHEAP_CRASH_AT at connect; 0 = never */
   long crash_count;

@@ -234,6 +234,48 @@ static void test_reentry(void) {
   heap_close(&h);
 }
 
+/* /lock/reentry-other-connection: the same through a second connection to
+ * the heap, which maps it at another address and has its own handle: the
+ * lock knows the heap, not the address of its word, so the nested call
+ * gets EDEADLK, where it once took the lock for a dead thread's, repaired
+ * the heap under the running walk and left it marked broken. */
+
+static int unpublish_cb(const char *key, shmheap_object_handle hdl, void *arg) {
+  (void)hdl;
+  errno = 0;
+  return shmheap_unpublish(arg, key) == -1 && errno == EDEADLK ? 7 : 8;
+}
+
+static void test_reentry_other_connection(void) {
+  th_watchdog_arm(30, "/lock/reentry-other-connection");
+  struct heap h;
+  th_heap_open(&h, "lock", 64u << 10);
+  shmheap_memory_handle other = shmheap_connect(h.name);
+  g_assert_nonnull(other);
+  g_assert_true(shmheap_underlying(other) != shmheap_underlying(h.mem));
+  void *obj = shmheap_alloc(h.mem, 64);
+  g_assert_nonnull(obj);
+  g_assert_cmpint(
+      shmheap_publish(h.mem, "k", shmheap_ptr_to_handle(h.mem, obj)), ==, 0);
+  g_assert_cmpint(shmheap_walk(h.mem, reenter_cb, other), ==, 7);
+  g_assert_cmpint(shmheap_names(h.mem, unpublish_cb, other), ==, 7);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  g_assert_cmpint(shmheap_check(other), ==, 0);
+  g_assert_cmpuint(shmheap_lookup(other, "k"), ==,
+                   shmheap_ptr_to_handle(h.mem, obj));
+  /* both connections go on working, and so does a new one */
+  void *p = shmheap_alloc(other, 32);
+  g_assert_nonnull(p);
+  shmheap_free(other, p);
+  shmheap_disconnect(other);
+  other = shmheap_connect(h.name);
+  g_assert_nonnull(other);
+  shmheap_disconnect(other);
+  g_assert_cmpint(shmheap_unpublish(h.mem, "k"), ==, 0);
+  shmheap_free(h.mem, obj);
+  heap_close(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /* /lock/no-starvation: two threads running shmheap_check back to back on a
  * heap of many blocks relock the moment they unlock; an alloc from a third
@@ -508,6 +550,7 @@ int main(int argc, char **argv) {
   th_add_func("/lock/dead-owner", test_dead_owner);
   th_add_func("/lock/waiter-sleeps", test_waiter_sleeps);
   th_add_func("/lock/reentry", test_reentry);
+  th_add_func("/lock/reentry-other-connection", test_reentry_other_connection);
   th_add_func("/lock/no-starvation", test_no_starvation);
   th_add_func("/lock/pid-namespace", test_pid_namespace);
   th_add_func("/lifecycle/truncated", test_truncated);
