@@ -170,18 +170,19 @@ int shmheap_grow(shmheap_memory_handle mem, size_t new_len);
  * Errors: ENOENT (no such object), EACCES (no read and write access),
  * EINVAL (not a valid name, or the object is not a shmheap: bad magic, a
  * header that disagrees with the object's size or fails its check word, an
- * empty or truncated object, a FIFO, a symbolic link), EPROTO (a shmheap of
- * another format version, or made by a build with another ABI: pointer
- * width, alignment), EAGAIN (a heap made in place, where /dev/shm does not
- * allow the atomic link create normally uses, has not finished
+ * empty or truncated object, a FIFO, a socket, a symbolic link), EPROTO (a
+ * shmheap of another format version, or made by a build with another ABI:
+ * pointer width, alignment), EAGAIN (a heap made in place, where /dev/shm
+ * does not allow the atomic link create normally uses, has not finished
  * initialising: its creator is slow, or died half-way through create; an
  * object whose header is still all zeros looks just like that, whatever
  * made it, and gets EAGAIN too; an operator removes such an object with
- * shmheap_destroy(name, NULL) or `shmheap destroy NAME`), EUCLEAN (the heap was found damaged beyond
- * repair, or its lock word scribbled over, and marked broken; it can only
- * be destroyed), ENOMEM (also when the address space for a growable heap's
- * max_len cannot be reserved), EMFILE, ENFILE. Each connection keeps the
- * object open (one file descriptor) until it is disconnected. Cost: O(1).
+ * shmheap_destroy(name, NULL) or `shmheap destroy NAME`), EUCLEAN (the
+ * heap was found damaged beyond repair, or its lock word scribbled over,
+ * and marked broken; it can only be destroyed), ENOMEM (also when the
+ * address space for a growable heap's max_len cannot be reserved), EMFILE,
+ * ENFILE. Each connection keeps the object open (one file descriptor)
+ * until it is disconnected. Cost: O(1).
  */
 shmheap_memory_handle shmheap_connect(const char *name);
 

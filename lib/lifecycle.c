@@ -397,7 +397,8 @@ SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
     return NULL;
   h->fd = shm_open(name, O_RDWR, 0);
   if (h->fd < 0) {
-    int e = errno == ELOOP ? EINVAL : errno; /* a symlink is not a heap */
+    /* a symlink (ELOOP) or a socket (ENXIO) is not a heap */
+    int e = errno == ELOOP || errno == ENXIO ? EINVAL : errno;
     handle_free(h);
     errno = e;
     return NULL;

@@ -18,7 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -530,6 +532,18 @@ static void test_odd_objects(void) {
     g_assert_cmpint(errno, ==, EINVAL);
     unlink(path);
   }
+  /* a socket: opening one fails with ENXIO, which is not a heap either */
+  int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+  g_assert_cmpint(sock, >=, 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  g_assert_cmpuint(strlen(path), <, sizeof sa.sun_path);
+  strcpy(sa.sun_path, path);
+  g_assert_cmpint(bind(sock, (struct sockaddr *)&sa, sizeof sa), ==, 0);
+  errno = 0;
+  g_assert_null(shmheap_connect(name));
+  g_assert_cmpint(errno, ==, EINVAL);
+  close(sock);
+  unlink(path);
   struct heap h;
   th_heap_open(&h, "lifecycle", 64u << 10);
   snprintf(target, sizeof target, "/dev/shm%s", h.name);

@@ -151,7 +151,7 @@ static void test_names_rule(void) {
   assert_error(&r, EXIT_USAGE, "heap names start with '/': try /jobs");
   run_clear(&r);
 
-  const char *bad[] = {"/", "", "/a/b", "a/b", "//x"};
+  const char *bad[] = {"/", "", "/a/b", "a/b", "//x", "/.", "/.."};
   for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
     r = tool("info", bad[i], NULL);
     assert_error(&r, EXIT_USAGE, "is not a heap name");
@@ -167,7 +167,7 @@ static void test_names_rule(void) {
   g_free(longname);
 
   /* The library agrees on every one of them. */
-  const char *api_bad[] = {"jobs", "/", "", "/a/b", "a/b", "//x"};
+  const char *api_bad[] = {"jobs", "/", "", "/a/b", "a/b", "//x", "/.", "/.."};
   for (size_t i = 0; i < G_N_ELEMENTS(api_bad); i++) {
     g_assert_null(shmheap_connect(api_bad[i]));
     g_assert_cmpint(errno, ==, EINVAL);

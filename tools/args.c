@@ -154,6 +154,10 @@ bool heap_name_ok(const char *cmd, const char *arg) {
                 arg, NAME_MAX);
     return false;
   }
+  if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+    usage_error(cmd, "'%s' is not a heap name: it names a directory", arg);
+    return false;
+  }
   return true;
 }
 

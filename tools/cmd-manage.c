@@ -91,6 +91,9 @@ static int run_grow(const struct opts *o) {
   int rc = open_heap("grow", name, &mem);
   if (rc != TOOL_OK)
     return rc;
+  /* reserving the new size happens under the lock and takes time of its
+   * own: the wait must not run out on our own work */
+  extend_wait("grow", name, size);
   int grown = shmheap_grow(mem, (size_t)size);
   int err = errno;
   close_heap(mem);

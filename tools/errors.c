@@ -120,6 +120,14 @@ static void arm_busy_alarm(const char *cmd, const char *name, uint64_t size) {
   alarm(secs);
 }
 
+void extend_wait(const char *cmd, const char *name, uint64_t size) {
+  unsigned left = alarm(0);
+  if (left >= 3 + (unsigned)(size >> 28))
+    alarm(left); /* as long already */
+  else
+    arm_busy_alarm(cmd, name, size);
+}
+
 int try_open_heap(const char *cmd, const char *name,
                   shmheap_memory_handle *mem) {
   *mem = shmheap_connect(name);

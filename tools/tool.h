@@ -52,6 +52,11 @@ int call_failed(const char *cmd, const char *name, const char *what, int err);
  * code after a message. */
 int open_heap(const char *cmd, const char *name, shmheap_memory_handle *mem);
 
+/* Gives the bounded wait that open_heap armed the time a heap of SIZE bytes
+ * takes: for a call whose own work under the lock grows with a size other
+ * than the heap's now (grow reserving the new size). */
+void extend_wait(const char *cmd, const char *name, uint64_t size);
+
 /* As open_heap, but quiet: returns 0 or connect's errno. */
 int try_open_heap(const char *cmd, const char *name,
                   shmheap_memory_handle *mem);
