@@ -1,7 +1,8 @@
 /* test-tool-map.c: the tool's pictures and lists: map's text bar, its
  * --runs list (as JSON, against shmheap_walk), the binned SVG (well-formed,
  * its used area the heap's used share, small for 100k+ blocks), and ls,
- * which reads headers read-only at lib/layout.h's offsets.
+ * which reads headers read-only at lib/layout.h's offsets and opens no
+ * FIFO.
  */
 #include "test-tool.h"
 #include "testutil.h"
@@ -10,6 +11,7 @@
 #include <layout.h>
 
 #include <pwd.h>
+#include <sys/stat.h>
 
 /* The bar of `map` output: the text between the '|' of its second line. */
 static char *bar_of(const char *out) {
@@ -446,6 +448,35 @@ static void test_ls(void) {
   g_assert_cmpint(shm_unlink(zero), ==, 0);
 }
 
+/* ls leaves out what is not a regular file without opening it: a writer
+ * waiting in open() for a FIFO's reader keeps waiting. */
+static void test_ls_fifo(void) {
+  char name[64], path[96];
+  tool_name(name, sizeof name);
+  snprintf(path, sizeof path, "/dev/shm%s", name);
+  g_assert_cmpint(mkfifo(path, 0600), ==, 0);
+  pid_t writer = fork();
+  g_assert_cmpint(writer, >=, 0);
+  if (writer == 0) {
+    signal(SIGPIPE, SIG_DFL);
+    int fd = open(path, O_WRONLY); /* waits for a reader */
+    _exit(fd >= 0 ? 0 : 1);
+  }
+  g_usleep(50000); /* the writer is in open() */
+  struct run r = tool("ls", NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  g_assert_null(ls_line(r.out, name));
+  run_clear(&r);
+  g_usleep(50000);
+  int status;
+  g_assert_cmpint(waitpid(writer, &status, WNOHANG), ==, 0); /* still waits */
+  int fd = open(path, O_RDONLY | O_NONBLOCK);                /* now let it go */
+  g_assert_cmpint(fd, >=, 0);
+  th_assert_child_ok(th_wait(writer));
+  close(fd);
+  g_assert_cmpint(unlink(path), ==, 0);
+}
+
 /* Objects the user cannot read are listed as "no access" (root reads
  * everything, so this needs another user). */
 static void test_ls_no_access(void) {
@@ -472,4 +503,5 @@ void add_map_tests(void) {
   g_test_add_func("/tool/map-svg-large", test_map_svg_large);
   g_test_add_func("/tool/ls", test_ls);
   g_test_add_func("/tool/ls-no-access", test_ls_no_access);
+  g_test_add_func("/tool/ls-fifo", test_ls_fifo);
 }

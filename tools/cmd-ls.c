@@ -105,11 +105,14 @@ static bool look_at(const char *d_name, struct entry *e) {
   snprintf(e->name, sizeof e->name, "/%s", d_name);
   char path[sizeof tool_shm_dir + NAME_MAX + 2];
   snprintf(path, sizeof path, "%s/%s", tool_shm_dir, d_name);
+  /* Only a regular file is opened: opening a FIFO would let a writer that
+   * waits for a reader go on, and then break its pipe. */
+  if (lstat(path, &e->sb) != 0 || !S_ISREG(e->sb.st_mode))
+    return false;
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     e->state = "no access";
-    return errno != ENOENT && lstat(path, &e->sb) == 0 &&
-           S_ISREG(e->sb.st_mode);
+    return errno != ENOENT;
   }
   bool listed = fstat(fd, &e->sb) == 0 && S_ISREG(e->sb.st_mode);
   if (listed)
