@@ -32,6 +32,7 @@ import collections
 import ctypes
 import ctypes.util
 import errno as _errno
+import operator
 import os
 
 from . import _libpath
@@ -201,29 +202,42 @@ def _raise(what=None, err=None):
     raise OSError(err, os.strerror(err), what)
 
 
+def _no_nul(raw, what):
+    """RAW, unless it holds a NUL byte, where C would cut it short (ValueError,
+    as os functions raise)."""
+    if b"\0" in raw:
+        raise ValueError("embedded null byte in %s" % what)
+    return raw
+
+
 def _name_bytes(name):
     """A heap name (str or bytes) as the bytes the C API takes."""
     if isinstance(name, str):
-        return os.fsencode(name)
+        return _no_nul(os.fsencode(name), "heap name")
     if isinstance(name, (bytes, bytearray)):
-        return bytes(name)
+        return _no_nul(bytes(name), "heap name")
     raise TypeError("a heap name is str or bytes, not %s" % type(name).__name__)
 
 
 def _key_bytes(key):
     """A names-directory key (str or bytes) as bytes (UTF-8 for str)."""
     if isinstance(key, str):
-        return key.encode("utf-8", "surrogateescape")
+        return _no_nul(key.encode("utf-8", "surrogateescape"), "key")
     if isinstance(key, (bytes, bytearray)):
-        return bytes(key)
+        return _no_nul(bytes(key), "key")
     raise TypeError("a key is str or bytes, not %s" % type(key).__name__)
 
 
 def _size(n, what="size"):
     """N as an int the C API takes (0 .. 2**64 - 1), or TypeError,
-    ValueError (negative) or OverflowError (too large)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError("%s must be an int, not %s" % (what, type(n).__name__))
+    ValueError (negative) or OverflowError (too large). Any integer type
+    does (numpy's too: handles read out of the heap come back as them)."""
+    if isinstance(n, bool):
+        raise TypeError("%s must be an int, not bool" % what)
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError("%s must be an int, not %s" % (what, type(n).__name__)) from None
     if n < 0:
         raise ValueError("%s must not be negative" % what)
     if n >= 1 << 64:
@@ -316,6 +330,9 @@ class Heap:
         raw = _name_bytes(name)
         size = _size(size)
         mode = _size(mode, "mode")
+        if mode & ~0o777:
+            # the C type would drop bits above 32 before the library sees them
+            raise OSError(_errno.EINVAL, os.strerror(_errno.EINVAL), name)
         if max_size is not None:
             mem = _create_growable(raw, size, _size(max_size, "max_size"), mode)
         elif mode != 0o600:

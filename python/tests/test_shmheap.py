@@ -326,6 +326,11 @@ class TestObjects(HeapCase):
             self.assertEqual(bytes(heap.view(obj.handle, 800)), arr.tobytes())
             again = numpy.frombuffer(heap.view(obj.handle, 800), dtype=numpy.float64)
             self.assertEqual(float(again.sum()), 4950.0)
+            # handles and sizes kept in numpy arrays work as they come
+            kept = numpy.array([obj.handle], dtype=numpy.uint64)
+            self.assertEqual(bytes(heap.view(kept[0], 8)), bytes(heap.view(obj.handle, 8)))
+            small = heap.alloc(numpy.int64(24))
+            self.assertGreaterEqual(heap.usable_size(small), 24)
 
 
 class TestErrors(HeapCase):
@@ -350,6 +355,11 @@ class TestErrors(HeapCase):
         self.assertErrno(errno.EINVAL, shmheap.Heap.create, other, 0)
         self.assertErrno(errno.EINVAL, shmheap.Heap.create, other, PAGE + 1)
         self.assertErrno(errno.EINVAL, shmheap.Heap.create, other, HEAP_LEN, mode=0o1777)
+        # bits C's unsigned int would drop are refused, not dropped
+        self.assertErrno(errno.EINVAL, shmheap.Heap.create, other, HEAP_LEN, mode=2**32 + 0o600)
+        # a NUL would cut the name short in C: refused, not cut
+        self.assertRaises(ValueError, shmheap.Heap.create, other + "\0junk", HEAP_LEN)
+        self.assertRaises(ValueError, shmheap.Heap.connect, self.name + "\0junk")
         self.assertErrno(errno.EINVAL, shmheap.Heap.connect, "no-slash")
         # nothing was left behind by the failed creates
         self.assertErrno(errno.ENOENT, shmheap.Heap.connect, other)
@@ -432,6 +442,11 @@ class TestNames(HeapCase):
             self.assertErrno(errno.EINVAL, heap.publish, "", obj)
             self.assertErrno(errno.EINVAL, heap.publish, "x" * 256, obj)
             self.assertErrno(errno.EINVAL, heap.publish, "bad", obj.handle + 16)
+            # a NUL would cut the key short in C: refused, not cut
+            self.assertRaises(ValueError, heap.publish, b"second\0x", obj)
+            self.assertRaises(ValueError, heap.lookup, "second\0other")
+            self.assertRaises(ValueError, heap.unpublish, "second\0")
+            self.assertEqual(heap.lookup("second"), other.handle)
             # freeing a named object removes its name
             heap.free(other)
             self.assertErrno(errno.ENOENT, heap.lookup, "second")
