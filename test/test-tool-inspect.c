@@ -224,6 +224,41 @@ static void test_not_a_heap(void) {
   g_assert_false(th_shm_exists(name));
 }
 
+/* Copies of a heap cut short, or with a page added: connect refuses both
+ * (exit 4), and ls, which checks the sizes as connect does, calls neither
+ * ready. A growable heap's object may be larger than its size. */
+static void test_resized_copies(void) {
+  char name[64], cut[64], added[64];
+  tool_name(name, sizeof name);
+  tool_name(cut, sizeof cut);
+  tool_name(added, sizeof added);
+  shmheap_memory_handle mem = shmheap_create(name, 64 * 1024);
+  g_assert_nonnull(mem);
+  const unsigned char *base = shmheap_underlying(mem);
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const struct {
+    const char *name;
+    size_t len;
+  } copies[] = {{cut, page}, {added, 64 * 1024 + page}};
+  for (size_t i = 0; i < G_N_ELEMENTS(copies); i++) {
+    int fd = shm_open(copies[i].name, O_CREAT | O_EXCL | O_RDWR, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, (off_t)copies[i].len), ==, 0);
+    size_t n = copies[i].len < 64 * 1024 ? copies[i].len : 64 * 1024;
+    g_assert_cmpint(pwrite(fd, base, n, 0), ==, (ssize_t)n);
+    close(fd);
+    g_assert_null(shmheap_connect(copies[i].name));
+    g_assert_cmpint(errno, ==, EINVAL);
+    struct run r = tool("info", copies[i].name, NULL);
+    assert_error(&r, EXIT_NOT_HEAP, "not a shmheap heap");
+    run_clear(&r);
+    assert_ls_shows(copies[i].name, " not a heap", "not a heap", 0);
+    g_assert_cmpint(shm_unlink(copies[i].name), ==, 0);
+  }
+  assert_ls_shows(name, " ready", "ready", SHMHEAP_FORMAT_VERSION);
+  shmheap_destroy(NULL, mem);
+}
+
 /* A heap of another format version: exit 4; ls says which format. */
 static void test_other_format(void) {
   char name[64];
@@ -372,6 +407,7 @@ void add_inspect_tests(void) {
   g_test_add_func("/tool/not-a-heap", test_not_a_heap);
   g_test_add_func("/tool/other-format", test_other_format);
   g_test_add_func("/tool/other-abi", test_other_abi);
+  g_test_add_func("/tool/resized-copies", test_resized_copies);
   g_test_add_func("/tool/busy", test_busy);
   g_test_add_func("/tool/initialising", test_initialising);
 }
