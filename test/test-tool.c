@@ -92,7 +92,23 @@ static void test_usage_errors(void) {
     r = tool(commands[i], "--bogus", NULL);
     assert_error(&r, EXIT_USAGE, "unknown option '--bogus'");
     run_clear(&r);
+    /* --help wins whatever else is on the line, even a bad option or an
+     * option's missing value */
+    const char *with_help[][3] = {{"--bogus", "--help", NULL},
+                                  {"--mode", "--help", NULL}};
+    for (size_t k = 0; k < G_N_ELEMENTS(with_help); k++) {
+      r = tool(commands[i], with_help[k][0], with_help[k][1], NULL);
+      g_assert_cmpint(r.code, ==, 0);
+      g_assert_true(g_str_has_prefix(r.out, "Usage: shmheap "));
+      g_assert_cmpstr(r.err, ==, "");
+      run_clear(&r);
+    }
   }
+  /* a name with a newline in it does not split a message in two */
+  r = tool("info", "/x\nshmheap: forged", NULL);
+  assert_error(&r, EXIT_NO_HEAP, "/x?shmheap: forged: no such heap");
+  g_assert_cmpint(strchr(r.err, '\n') - r.err, ==, (long)strlen(r.err) - 1);
+  run_clear(&r);
   /* --json only where it is documented. */
   const char *no_json[] = {"create", "destroy", "grow"};
   for (size_t i = 0; i < G_N_ELEMENTS(no_json); i++) {

@@ -99,6 +99,13 @@ static bool take_option(const char *cmd, int argc, char **argv, int *i,
 bool parse_args(const char *cmd, int argc, char **argv, unsigned wanted,
                 struct opts *o) {
   memset(o, 0, sizeof *o);
+  /* --help wins whatever else is on the line (before a "--") */
+  for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
+    if (is_help(argv[i])) {
+      o->help = true;
+      return true;
+    }
+  }
   bool only_pos = false;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];

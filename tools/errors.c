@@ -16,11 +16,22 @@
 
 const char tool_shm_dir[sizeof "/dev/shm"] = "/dev/shm";
 
+/* FMT's message on stderr, its control characters (a newline in a heap
+ * name, say) shown as '?', so that a message stays one line. */
+static void put_message(const char *fmt, va_list ap) {
+  char buf[2048];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  for (char *p = buf; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
+  fputs(buf, stderr);
+}
+
 void error_msg(const char *fmt, ...) {
   va_list ap;
   fputs("shmheap: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  put_message(fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
 }
@@ -31,7 +42,7 @@ int usage_error(const char *cmd, const char *fmt, ...) {
   if (cmd)
     fprintf(stderr, "%s: ", cmd);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  put_message(fmt, ap);
   va_end(ap);
   fprintf(stderr, "\nTry 'shmheap %s%s--help'.\n", cmd ? cmd : "",
           cmd ? " " : "");

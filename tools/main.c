@@ -61,6 +61,16 @@ static const struct command *find_command(const char *name) {
   return NULL;
 }
 
+/* RC, unless it is TOOL_OK and what was printed could not be written (a
+ * full disk, a closed pipe with SIGPIPE ignored): then TOOL_ERROR, said. */
+static int flushed(const char *what, int rc) {
+  if (fflush(stdout) != 0 && rc == TOOL_OK) {
+    error_msg("%s: write error: %s", what, strerror(errno));
+    rc = TOOL_ERROR;
+  }
+  return rc;
+}
+
 /* Runs CMD with its arguments ARGV[0..ARGC). */
 static int run_command(const struct command *cmd, int argc, char **argv) {
   struct opts o;
@@ -68,16 +78,11 @@ static int run_command(const struct command *cmd, int argc, char **argv) {
     return TOOL_USAGE;
   if (o.help) {
     fputs(cmd->help, stdout);
-    return TOOL_OK;
+    return flushed(cmd->name, TOOL_OK);
   }
   if (!want_positionals(cmd->name, &o, cmd->npos, cmd->needs))
     return TOOL_USAGE;
-  int rc = cmd->run(&o);
-  if (fflush(stdout) != 0 && rc == TOOL_OK) {
-    error_msg("%s: write error: %s", cmd->name, strerror(errno));
-    rc = TOOL_ERROR;
-  }
-  return rc;
+  return flushed(cmd->name, cmd->run(&o));
 }
 
 /* "shmheap --help", "shmheap help" and "shmheap help CMD". */
@@ -87,10 +92,10 @@ static int run_help(int argc, char **argv) {
     if (!cmd)
       return usage_error(NULL, "unknown command '%s'", argv[2]);
     fputs(cmd->help, stdout);
-    return TOOL_OK;
+    return flushed("help", TOOL_OK);
   }
   print_general_help();
-  return TOOL_OK;
+  return flushed("help", TOOL_OK);
 }
 
 int main(int argc, char **argv) {
@@ -102,7 +107,7 @@ int main(int argc, char **argv) {
     return run_help(argc, argv);
   if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
     print_version();
-    return TOOL_OK;
+    return flushed("version", TOOL_OK);
   }
   const struct command *cmd = find_command(name);
   if (cmd)
