@@ -26,7 +26,10 @@
  * names callback), through the same handle or another connection to that
  * heap, gets EDEADLK. A callback must return: leaving it by longjmp, a C++
  * exception or thread cancellation leaves the lock held by a live thread,
- * and every other caller waits for it. None of the calls is async-signal-safe
+ * and every other caller waits for it. A child forked inside a callback
+ * does not hold the lock (its parent does): its calls wait for the parent
+ * like anyone's, and its copy of the walk does not release the parent's
+ * lock. None of the calls is async-signal-safe
  * except shmheap_version, shmheap_version_string, shmheap_ptr_to_handle,
  * shmheap_handle_to_ptr and shmheap_underlying.
  *

@@ -465,9 +465,11 @@ static __attribute__((noinline)) int lock_taken_deep(struct shmheap *h,
 /* Once the word in HD is ours: note that we hold it, then lock_ready. All
  * of it comes after the compare-and-swap, so that it waits for nothing but
  * the word. The notes are for a thread that locks again while it holds the
- * lock (a callback, or a signal handler that interrupted a call): a nested
- * lock of the same heap must be refused (EDEADLK), not taken for the
- * leftover of a dead thread with our id. */
+ * lock (a callback, or a signal handler that interrupted a call after the
+ * note; no call is async-signal-safe, and one that interrupts the moment
+ * between the compare-and-swap and the note is not covered): a nested lock
+ * of the same heap must be refused (EDEADLK), not taken for the leftover
+ * of a dead thread with our id. */
 static inline __attribute__((always_inline)) int
 lock_taken(struct shmheap *h, struct shh_header *hd) {
   if (__builtin_expect(me.last != 0, 0))
@@ -524,23 +526,14 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return lock_taken(h, hd);
 }
 
-/* forget_held when H is not last: it is in held[]. */
-static __attribute__((noinline)) void forget_deep(const struct shmheap *h) {
+/* Drops H from held[], where it may be. */
+static void forget_deep(const struct shmheap *h) {
   for (int i = me.nheld - 1; i >= 0; i--) {
     if (me.held[i] == h->ident) {
       me.held[i] = me.held[--me.nheld];
       return;
     }
   }
-}
-
-/* Drops H from the heaps this thread holds; the common case, one heap
- * held, is one compare and one store. */
-static inline void forget_held(const struct shmheap *h) {
-  if (__builtin_expect(me.last == h->ident, 1))
-    me.last = 0;
-  else
-    forget_deep(h);
 }
 
 /* The release when the word is not just ours: V, its value, has a flag
@@ -569,13 +562,44 @@ static __attribute__((noinline)) void unlock_slow(struct shmheap *h,
 static __attribute__((noinline)) void unlock_flagged(struct shmheap *h,
                                                      uint64_t *w, uint64_t v) {
   unlock_slow(h, w, v);
-  forget_held(h);
+  me.last = 0;
+}
+
+/* shh_unlock when H is not the heap this thread noted last: it is in
+ * held[] (nested locks), or this process never took H's word at all. That
+ * happens in a child forked from a walk or names callback: it inherits the
+ * thread that holds the lock, but the word names the parent's thread,
+ * which still holds it and will release it; so the child leaves the word
+ * alone. Its inherited note goes (while its cache is the parent's, gen
+ * differs) or is gone already (its first lock renewed the cache). */
+static __attribute__((noinline)) void unlock_other(struct shmheap *h) {
+  if (__atomic_load_n(&self_page[0], __ATOMIC_RELAXED) != me.gen) {
+    if (me.last == h->ident)
+      me.last = 0;
+    else
+      forget_deep(h);
+    return;
+  }
+  for (int i = me.nheld - 1; i >= 0; i--) {
+    if (me.held[i] == h->ident) {
+      release(h);
+      me.held[i] = me.held[--me.nheld];
+      return;
+    }
+  }
 }
 
 /* The release comes first, so that it waits for nothing but the heap's
  * stores; the note that this thread held the word is dropped after (only
  * this thread reads it). */
 void shh_unlock(struct shmheap *h) {
+  if (__builtin_expect(me.last != h->ident ||
+                           __atomic_load_n(&self_page[0], __ATOMIC_RELAXED) !=
+                               me.gen,
+                       0)) {
+    unlock_other(h);
+    return;
+  }
   uint64_t *w = word(h);
   /* the common case: we hold it with no flag set (own_word is our word
    * for the heap we locked last; when it is not, unlock_slow is right) */
@@ -586,5 +610,5 @@ void shh_unlock(struct shmheap *h) {
     unlock_flagged(h, w, v);
     return;
   }
-  forget_held(h);
+  me.last = 0;
 }

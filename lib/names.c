@@ -109,7 +109,8 @@ static int rehash(struct shmheap *h, struct dir *dr, uint64_t newcap) {
 }
 
 /* Makes room for one more name: rehashes when either table would pass 3/4
- * full (names plus tombs). */
+ * full (names plus tombs), into twice the slots the names need, or, when
+ * the heap has no room for that, into as many as now (the tombs go). */
 static int room_for_one(struct shmheap *h, struct dir *dr) {
   uint64_t used = shh_ld(h, dr->d + SHH_DIR_USED),
            hused = shh_ld(h, dr->d + SHH_DIR_HUSED),
@@ -122,7 +123,12 @@ static int room_for_one(struct shmheap *h, struct dir *dr) {
   uint64_t cap = SHH_DIR_MIN_CAP;
   while (cap < (count + 1) * 2)
     cap *= 2;
-  return rehash(h, dr, cap);
+  int err = rehash(h, dr, cap);
+  /* no room for a larger table: one of the same size, rebuilt without the
+   * slots that removed names left behind, may still take one more */
+  if (err == ENOMEM && cap > dr->cap && (count + 1) * 4 <= dr->cap * 3)
+    err = rehash(h, dr, dr->cap);
+  return err;
 }
 
 static void bump(const struct shmheap *h, uint64_t off, int delta) {

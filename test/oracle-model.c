@@ -21,8 +21,9 @@
  *
  * Names take blocks too: the directory (56 + 16 bytes per slot, 16 slots
  * at first, rehashed to the least power of two >= 2 * (names + 1) when its
- * tables fill), one entry per name (33 + the key's length), allocated and
- * freed in the library's order (lib/names.c).
+ * tables fill, or, when that does not fit, to its own size if the names
+ * then fill at most 3/4 of it), one entry per name (33 + the key's length),
+ * allocated and freed in the library's order (lib/names.c).
  */
 #include "oracle.h"
 
@@ -246,6 +247,10 @@ uint64_t oracle_entry_add(struct oracle *o, uint64_t keylen, int full) {
     while (cap < (o->names + 1) * 2)
       cap *= 2;
     uint64_t d = oracle_alloc(o, SHH_DIR_SLOTS + 16 * cap);
+    if (d == 0 && cap > o->dir_cap && (o->names + 1) * 4 <= o->dir_cap * 3) {
+      cap = o->dir_cap;
+      d = oracle_alloc(o, SHH_DIR_SLOTS + 16 * cap);
+    }
     if (d == 0) {
       oracle_dir_drop_if_empty(o);
       return 0;

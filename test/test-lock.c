@@ -278,6 +278,66 @@ static void test_reentry_other_connection(void) {
   heap_close(&h);
 }
 
+/* /lock/fork-in-callback: a child forked inside a walk callback inherits
+ * the thread that holds the lock, but not the lock: the word names the
+ * parent's thread. When the child's walk ends, its unlock must leave the
+ * word to the parent, also when the child called into the heap from the
+ * callback first (waiting for the parent like anyone else). Once both are
+ * done the heap is whole and usable. */
+
+struct fork_cb {
+  shmheap_memory_handle mem;
+  int call_in; /* the child allocates from inside the callback */
+  pid_t child;
+};
+
+static int fork_cb(const struct shmheap_block *b, void *arg) {
+  (void)b;
+  struct fork_cb *f = arg;
+  if (f->child != 0)
+    return 0;
+  pid_t pid = fork();
+  if (pid != 0) {
+    f->child = pid;
+    return 0;
+  }
+  f->child = -1; /* in the child */
+  if (f->call_in) {
+    void *p = shmheap_alloc(f->mem, 24);
+    if (p == NULL)
+      _exit(2);
+    shmheap_free(f->mem, p);
+  }
+  return 0;
+}
+
+static void test_fork_in_callback(void) {
+  th_watchdog_arm(60, "/lock/fork-in-callback");
+  for (int call_in = 0; call_in < 2; call_in++) {
+    struct heap h;
+    th_heap_open(&h, "lock", 64u << 10);
+    void *keep[4];
+    for (int i = 0; i < 4; i++)
+      g_assert_nonnull(keep[i] = shmheap_alloc(h.mem, 100));
+    struct fork_cb f = {h.mem, call_in, 0};
+    int rc = shmheap_walk(h.mem, fork_cb, &f);
+    if (f.child == -1) {
+      /* the child, its walk done: the heap must still be whole */
+      _exit(rc == 0 && shmheap_check(h.mem) == 0 ? 0 : 3);
+    }
+    g_assert_cmpint(rc, ==, 0);
+    g_assert_cmpint(f.child, >, 0);
+    th_assert_child_ok(th_wait(f.child));
+    g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+    void *p = shmheap_alloc(h.mem, 100);
+    g_assert_nonnull(p);
+    shmheap_free(h.mem, p);
+    for (int i = 0; i < 4; i++)
+      shmheap_free(h.mem, keep[i]);
+    heap_close(&h);
+  }
+}
+
 /* ------------------------------------------------------------------------ */
 /* /lock/no-starvation: two threads running shmheap_check back to back on a
  * heap of many blocks relock the moment they unlock; an alloc from a third
@@ -565,6 +625,7 @@ int main(int argc, char **argv) {
   th_add_func("/lock/waiter-sleeps", test_waiter_sleeps);
   th_add_func("/lock/reentry", test_reentry);
   th_add_func("/lock/reentry-other-connection", test_reentry_other_connection);
+  th_add_func("/lock/fork-in-callback", test_fork_in_callback);
   th_add_func("/lock/no-starvation", test_no_starvation);
   th_add_func("/lock/pid-namespace", test_pid_namespace);
   th_add_func("/lifecycle/truncated", test_truncated);

@@ -325,6 +325,49 @@ static void test_freed_entry_reused(void) {
   heap_close(&hp);
 }
 
+/* A full fixed heap whose directory cannot double: names that go make room
+ * for new ones, by a directory of the same size rebuilt without the slots
+ * they left behind. Publish and unpublish then churn at a steady count. */
+static void test_full_churn(void) {
+  struct heap hp;
+  th_heap_open(&hp, "names", 1u << 20);
+  enum { MAX = 20000 };
+  void **obj = g_new0(void *, MAX);
+  char key[64];
+  int n = 0;
+  for (; n < MAX; n++) {
+    obj[n] = shmheap_alloc(hp.mem, 16);
+    g_assert_nonnull(obj[n]);
+    snprintf(key, sizeof key, "name-%06d", n);
+    if (shmheap_publish(hp.mem, key, shmheap_ptr_to_handle(hp.mem, obj[n])) !=
+        0) {
+      g_assert_cmpint(errno, ==, ENOMEM);
+      shmheap_free(hp.mem, obj[n]);
+      break;
+    }
+  }
+  g_assert_cmpint(n, <, MAX);
+  g_test_message("the directory stopped growing at %d names", n);
+  /* a few names go; as many new ones fit, and then a steady churn */
+  for (int i = 0; i < 400; i++) {
+    snprintf(key, sizeof key, "name-%06d", i);
+    g_assert_cmpint(shmheap_unpublish(hp.mem, key), ==, 0);
+    snprintf(key, sizeof key, "fresh-%06d", i);
+    if (shmheap_publish(hp.mem, key, shmheap_ptr_to_handle(hp.mem, obj[i])) !=
+        0)
+      g_error("publish after %d unpublishes: %s", i + 1, g_strerror(errno));
+  }
+  g_assert_cmpuint(names_count(hp.mem), ==, (uint64_t)n);
+  g_assert_cmpint(shmheap_check(hp.mem), ==, 0);
+  for (int i = 0; i < n; i++)
+    shmheap_free(hp.mem, obj[i]); /* drops their names */
+  g_assert_cmpuint(names_count(hp.mem), ==, 0);
+  g_assert_nonnull(obj[0] = shmheap_alloc(hp.mem, hp.len - SHMHEAP_OVERHEAD));
+  shmheap_free(hp.mem, obj[0]);
+  g_free(obj);
+  heap_close(&hp);
+}
+
 static void test_many(void) {
   char name[96];
   th_shm_name(name, sizeof name, "names");
@@ -601,6 +644,7 @@ int main(int argc, char **argv) {
   th_add_func("/names/internal-blocks", test_internal_blocks);
   th_add_func("/names/freed-entry-reused", test_freed_entry_reused);
   th_add_func("/names/many", test_many);
+  th_add_func("/names/full-churn", test_full_churn);
   th_add_func("/names/procs", test_procs);
   th_add_func("/names/race", test_race);
   th_add_func("/names/scribbled", test_scribbled);
