@@ -21,17 +21,17 @@
  * 1 ms) after that; the lock favours a running owner, which keeps it for
  * a run of calls, but is handed to a caller that has waited 5 ms. All calls
  * are safe from any number of threads and processes at once; a memory
- * handle may be shared by the threads of one process. A
- * thread that calls into a heap whose lock it already holds (from a walk or
- * names callback), through the same handle or another connection to that
- * heap, gets EDEADLK. A callback must return: leaving it by longjmp, a C++
- * exception or thread cancellation leaves the lock held by a live thread,
- * and every other caller waits for it. A child forked inside a callback
- * does not hold the lock (its parent does): its calls wait for the parent
- * like anyone's, and its copy of the walk does not release the parent's
- * lock. None of the calls is async-signal-safe
- * except shmheap_version, shmheap_version_string, shmheap_ptr_to_handle,
- * shmheap_handle_to_ptr and shmheap_underlying.
+ * handle may be shared by the threads of one process. A thread that calls
+ * into a heap whose lock it already holds (from a walk or names callback),
+ * through the same handle or another connection to that heap (even one the
+ * callback made: such a connect succeeds), gets EDEADLK. A callback must
+ * return: leaving it by longjmp, a C++ exception or thread cancellation
+ * leaves the lock held by a live thread, and every other caller waits for
+ * it. A child forked inside a callback does not hold the lock (its parent
+ * does): its calls wait for the parent like anyone's, and its copy of the
+ * walk does not release the parent's lock. None of the calls is
+ * async-signal-safe except shmheap_version, shmheap_version_string,
+ * shmheap_ptr_to_handle, shmheap_handle_to_ptr and shmheap_underlying.
  *
  * Processes sharing a heap must share a PID namespace for a dead lock
  * owner to be found: an owner in another PID namespace is waited for, never

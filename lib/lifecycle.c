@@ -408,12 +408,14 @@ SHH_EXPORT shmheap_memory_handle shmheap_connect(const char *name) {
   int err = map_published(h, h->fd, &deadline);
   /* Take the lock once, boundedly, so that a dead owner is repaired now and
    * a damaged lock word is found now. A live owner past the deadline means
-   * a busy heap: connect succeeds, and calls will wait. */
+   * a busy heap: connect succeeds, and calls will wait. This thread as the
+   * owner (a connect from a walk or names callback) is no damage either:
+   * connect succeeds, and calls get EDEADLK until the callback returns. */
   if (err == 0) {
     err = shh_lock(h, &deadline);
     if (err == 0)
       shh_unlock(h);
-    else if (err == EAGAIN)
+    else if (err == EAGAIN || err == EDEADLK)
       err = 0;
   }
   return finish(h, err, saved);

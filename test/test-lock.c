@@ -219,6 +219,20 @@ static void test_waiter_sleeps(void) {
 /* /lock/reentry: a walk callback that calls into the same heap gets
  * EDEADLK, not a hang. */
 
+/* A connect from inside the callback succeeds; calls through it get
+ * EDEADLK until the callback returns. */
+static int connect_cb(const struct shmheap_block *b, void *arg) {
+  (void)b;
+  shmheap_memory_handle mem = shmheap_connect(arg);
+  if (mem == NULL)
+    return 8;
+  errno = 0;
+  void *p = shmheap_alloc(mem, 16);
+  int rc = p == NULL && errno == EDEADLK ? 7 : 8;
+  shmheap_disconnect(mem);
+  return rc;
+}
+
 static int reenter_cb(const struct shmheap_block *b, void *arg) {
   (void)b;
   shmheap_memory_handle mem = arg;
@@ -261,6 +275,7 @@ static void test_reentry_other_connection(void) {
       shmheap_publish(h.mem, "k", shmheap_ptr_to_handle(h.mem, obj)), ==, 0);
   g_assert_cmpint(shmheap_walk(h.mem, reenter_cb, other), ==, 7);
   g_assert_cmpint(shmheap_names(h.mem, unpublish_cb, other), ==, 7);
+  g_assert_cmpint(shmheap_walk(h.mem, connect_cb, h.name), ==, 7);
   g_assert_cmpint(shmheap_check(h.mem), ==, 0);
   g_assert_cmpint(shmheap_check(other), ==, 0);
   g_assert_cmpuint(shmheap_lookup(other, "k"), ==,
