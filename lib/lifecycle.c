@@ -297,15 +297,11 @@ static int header_ok(const struct shh_header *hd, uint64_t real_len,
     return EPROTO;
   if (hd->state == SHH_STATE_BROKEN)
     return EUCLEAN;
-  if (hd->state != SHH_STATE_READY || hd->len > real_len ||
-      hd->len % (uint64_t)page != 0 || hd->len < SHH_FIRST + SHH_MIN_BLOCK)
+  if (hd->state != SHH_STATE_READY ||
+      !shh_sizes_fit(hd->len, hd->max_len, real_len, (uint64_t)page))
     return EINVAL;
   if (hd->check != shh_header_check(hd))
     return EINVAL; /* a scribbled field, or one this format keeps zero */
-  if (hd->max_len == 0 ? hd->len != real_len
-                       : hd->max_len < hd->len || hd->max_len > SHH_MAX_LEN ||
-                             hd->max_len % (uint64_t)page != 0)
-    return EINVAL;
   return 0;
 }
 

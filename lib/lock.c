@@ -141,13 +141,21 @@ static uint32_t my_ns(void) {
   return (uint32_t)v;
 }
 
-static int held_here(const struct shmheap *h) {
-  if (me.last == h->ident)
-    return 1;
-  for (int i = 0; i < me.nheld; i++)
+/* Where H is in held[], or -1. */
+static int held_at(const struct shmheap *h) {
+  for (int i = me.nheld - 1; i >= 0; i--)
     if (me.held[i] == h->ident)
-      return 1;
-  return 0;
+      return i;
+  return -1;
+}
+
+static int held_here(const struct shmheap *h) {
+  return me.last == h->ident || held_at(h) >= 0;
+}
+
+/* Drops held[I]. */
+static void drop_held(int i) {
+  me.held[i] = me.held[--me.nheld];
 }
 
 static uint32_t check_bits(uint32_t key, uint32_t tid, uint32_t ns) {
@@ -526,16 +534,6 @@ int shh_lock(struct shmheap *h, const struct timespec *deadline) {
   return lock_taken(h, hd);
 }
 
-/* Drops H from held[], where it may be. */
-static void forget_deep(const struct shmheap *h) {
-  for (int i = me.nheld - 1; i >= 0; i--) {
-    if (me.held[i] == h->ident) {
-      me.held[i] = me.held[--me.nheld];
-      return;
-    }
-  }
-}
-
 /* The release when the word is not just ours: V, its value, has a flag
  * set, or is not our word (a scribble, or own_word belongs to a heap
  * locked since). */
@@ -573,20 +571,17 @@ static __attribute__((noinline)) void unlock_flagged(struct shmheap *h,
  * alone. Its inherited note goes (while its cache is the parent's, gen
  * differs) or is gone already (its first lock renewed the cache). */
 static __attribute__((noinline)) void unlock_other(struct shmheap *h) {
-  if (__atomic_load_n(&self_page[0], __ATOMIC_RELAXED) != me.gen) {
-    if (me.last == h->ident)
-      me.last = 0;
-    else
-      forget_deep(h);
+  int forked = __atomic_load_n(&self_page[0], __ATOMIC_RELAXED) != me.gen;
+  if (forked && me.last == h->ident) {
+    me.last = 0;
     return;
   }
-  for (int i = me.nheld - 1; i >= 0; i--) {
-    if (me.held[i] == h->ident) {
-      release(h);
-      me.held[i] = me.held[--me.nheld];
-      return;
-    }
-  }
+  int i = held_at(h);
+  if (i < 0)
+    return;
+  if (!forked)
+    release(h);
+  drop_held(i);
 }
 
 /* The release comes first, so that it waits for nothing but the heap's

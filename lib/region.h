@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "abi.h"
+#include "header-rules.h"
 #include "layout.h"
 #include "shmheap.h"
 

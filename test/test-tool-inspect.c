@@ -224,6 +224,17 @@ static void test_not_a_heap(void) {
   g_assert_false(th_shm_exists(name));
 }
 
+/* Asserts that every command that opens NAME refuses it with exit 4 and a
+ * message containing WANT. */
+static void assert_not_opened(const char *name, const char *want) {
+  const char *cmds[] = {"info", "check", "map", "names"};
+  for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
+    struct run r = tool(cmds[i], name, NULL);
+    assert_error(&r, EXIT_NOT_HEAP, want);
+    run_clear(&r);
+  }
+}
+
 /* Copies of a heap cut short, or with a page added: connect refuses both
  * (exit 4), and ls, which checks the sizes as connect does, calls neither
  * ready. A growable heap's object may be larger than its size. */
@@ -249,9 +260,7 @@ static void test_resized_copies(void) {
     close(fd);
     g_assert_null(shmheap_connect(copies[i].name));
     g_assert_cmpint(errno, ==, EINVAL);
-    struct run r = tool("info", copies[i].name, NULL);
-    assert_error(&r, EXIT_NOT_HEAP, "not a shmheap heap");
-    run_clear(&r);
+    assert_not_opened(copies[i].name, "not a shmheap heap");
     assert_ls_shows(copies[i].name, " not a heap", "not a heap", 0);
     g_assert_cmpint(shm_unlink(copies[i].name), ==, 0);
   }
@@ -269,12 +278,7 @@ static void test_other_format(void) {
   poke_u16(mem, SHH_HDR_VERSION, other);
   g_assert_null(shmheap_connect(name));
   g_assert_cmpint(errno, ==, EPROTO);
-  const char *cmds[] = {"info", "check", "map", "names"};
-  for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
-    struct run r = tool(cmds[i], name, NULL);
-    assert_error(&r, EXIT_NOT_HEAP, "another format version");
-    run_clear(&r);
-  }
+  assert_not_opened(name, "another format version");
   char *want = g_strdup_printf(" format %u", other);
   assert_ls_shows(name, want, "other format", other);
   g_free(want);
@@ -295,12 +299,7 @@ static void test_other_abi(void) {
   poke_u16(mem, SHH_HDR_ABI, sizeof(void *) == 4 ? 8 : 4);
   g_assert_null(shmheap_connect(name));
   g_assert_cmpint(errno, ==, EPROTO);
-  const char *cmds[] = {"info", "check", "map", "names"};
-  for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
-    struct run r = tool(cmds[i], name, NULL);
-    assert_error(&r, EXIT_NOT_HEAP, "another format version or ABI");
-    run_clear(&r);
-  }
+  assert_not_opened(name, "another format version or ABI");
   assert_ls_shows(name, " other ABI", "other ABI", SHMHEAP_FORMAT_VERSION);
   /* a creator that has written the version but not yet the ABI: ls
    * calls that initialising, not another build's */

@@ -111,8 +111,6 @@ bool parse_args(const char *cmd, int argc, char **argv, unsigned wanted,
     const char *a = argv[i];
     if (!only_pos && strcmp(a, "--") == 0) {
       only_pos = true;
-    } else if (!only_pos && is_help(a)) {
-      o->help = true;
     } else if (!only_pos && a[0] == '-' && a[1] != '\0') {
       if (!take_option(cmd, argc, argv, &i, wanted, o))
         return false;

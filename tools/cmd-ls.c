@@ -8,10 +8,10 @@
  */
 #include "tool.h"
 
-#include <abi.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <header-rules.h>
 #include <inttypes.h>
 #include <layout.h>
 #include <limits.h>
@@ -82,29 +82,22 @@ static void read_header(int fd, struct entry *e) {
     return;
   }
   uint64_t len = le64(h + SHH_HDR_LEN);
-  uint64_t raw_max = le64(h + SHH_HDR_MAX_LEN);
+  uint64_t max_len = le64(h + SHH_HDR_MAX_LEN);
+  /* a ready heap's sizes fit its object as connect requires: a copy cut
+   * short, or with bytes added, is not a heap */
+  if (state == SHH_STATE_READY &&
+      !shh_sizes_fit(len, max_len, size, (uint64_t)sysconf(_SC_PAGESIZE)))
+    return;
   /* 0: the heap cannot grow; a value below its size or past the largest
    * heap is not one a heap can have, and is shown as unknown. */
-  uint64_t max_len = raw_max == 0 ? len : raw_max;
+  if (max_len == 0)
+    max_len = len;
   e->max_size = max_len >= len && max_len <= SHH_MAX_LEN ? max_len : 0;
   e->has_names = le64(h + SHH_HDR_NAMES) != 0;
-  /* a ready heap's sizes fit its object as connect requires (the object
-   * of a heap that cannot grow is exactly its size): a copy cut short, or
-   * with bytes added, is not a heap */
-  uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-  bool fits =
-      len <= size && len % page == 0 && len >= SHH_FIRST + SHH_MIN_BLOCK &&
-      (raw_max == 0
-           ? len == size
-           : raw_max >= len && raw_max <= SHH_MAX_LEN && raw_max % page == 0);
-  e->state = state == SHH_STATE_READY    ? fits ? "ready" : "not a heap"
+  e->state = state == SHH_STATE_READY    ? "ready"
              : state == SHH_STATE_INIT   ? "initialising"
              : state == SHH_STATE_BROKEN ? "broken"
                                          : "not a heap";
-  if (state == SHH_STATE_READY && !fits) {
-    e->max_size = 0; /* as for anything else that is not a heap */
-    e->has_names = false;
-  }
 }
 
 /* Looks at the object /dev/shm/D_NAME. False when it is not listed: gone

@@ -116,9 +116,14 @@ static void on_busy(int sig) {
   _exit(TOOL_BUSY);
 }
 
+/* The wait for a heap of SIZE bytes: a walk of a very large heap, or the
+ * reservation of a large size, takes a while even unopposed. */
+static unsigned wait_secs(uint64_t size) {
+  return 3 + (unsigned)(size >> 28);
+}
+
 static void arm_busy_alarm(const char *cmd, const char *name, uint64_t size) {
-  /* a walk of a very large heap takes a while even unopposed */
-  unsigned secs = 3 + (unsigned)(size >> 28);
+  unsigned secs = wait_secs(size);
   snprintf(busy_msg, sizeof busy_msg,
            "shmheap: %s: %s: busy: another process has held the heap's lock "
            "for over %u seconds (if it is stopped or stuck, kill it: the "
@@ -133,7 +138,7 @@ static void arm_busy_alarm(const char *cmd, const char *name, uint64_t size) {
 
 void extend_wait(const char *cmd, const char *name, uint64_t size) {
   unsigned left = alarm(0);
-  if (left >= 3 + (unsigned)(size >> 28))
+  if (left >= wait_secs(size))
     alarm(left); /* as long already */
   else
     arm_busy_alarm(cmd, name, size);
