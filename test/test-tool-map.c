@@ -296,6 +296,11 @@ static void map_svg(const char *name, shmheap_memory_handle mem,
   r = tool("map", name, "--svg", bad, NULL);
   g_assert_cmpint(r.code, ==, EXIT_ERROR);
   g_assert_true(g_str_has_prefix(r.err, "shmheap: map: "));
+  g_assert_cmpstr(r.out, ==, ""); /* no half of the output */
+  run_clear(&r);
+  r = tool("map", name, "--runs", "--json", "--svg", bad, NULL);
+  g_assert_cmpint(r.code, ==, EXIT_ERROR);
+  g_assert_cmpstr(r.out, ==, "");
   run_clear(&r);
   g_free(bad);
   g_assert_cmpint(g_rmdir(dir), ==, 0);

@@ -136,16 +136,18 @@ static int run_map(const struct opts *o) {
     /* Blocks tile the heap after the header, so the heap's size is where
      * its last block ends: one walk under one lock gives a coherent map. */
     struct heap_map m = {name, r.end, r.first, r.v, r.n};
-    if (o->runs && o->json) {
+    /* The file first: when it cannot be written, nothing is printed, so a
+     * failed map leaves no half of its output behind. */
+    if (o->svg)
+      rc = render_svg(o->svg, &m);
+    if (rc == TOOL_OK && o->runs && o->json) {
       print_runs_json(&m);
-    } else if (o->runs) {
+    } else if (rc == TOOL_OK && o->runs) {
       print_runs_text(&m);
-    } else {
+    } else if (rc == TOOL_OK) {
       print_summary(&m);
       rc = render_bar(stdout, &m, (size_t)width);
     }
-    if (rc == TOOL_OK && o->svg)
-      rc = render_svg(o->svg, &m);
   }
   free(r.v);
   return rc;
