@@ -34,7 +34,8 @@
  * times random-live at 1k and 100k live blocks, shmheap and each R on the
  * same stream in an order that rotates from one repetition to the next,
  * and prints the medians, the median of the paired ratios, and the share
- * of the heap such a summary takes.
+ * of the heap such a summary takes. Last, what giving the summary back
+ * would cost on the same heaps (give_back_cost).
  *
  * Usage: shmheap-range-bound [REPS]  (default 3)
  */
@@ -341,18 +342,19 @@ static void ranges_free(struct ranges *g, void *ptr) {
   unlock(g);
 }
 
-/* The summary against the tags: 0, or -1 with what differs said. */
-static int ranges_check(struct ranges *g) {
+/* Each range's largest free block into M and where its first block starts
+ * into F (NO_START for none), from a walk of every tag: 0, or -1 when a tag
+ * is wrong (said on stderr). */
+static int scan_tags(struct ranges *g, uint64_t *m, uint16_t *f) {
   uint64_t n = ranges_count(g), b = SHH_FIRST;
-  uint64_t *m = calloc(n, sizeof *m);
-  uint16_t *f = malloc(n * sizeof *f);
-  int prev_free = 0, rc = 0;
+  int prev_free = 0;
+  memset(m, 0, n * sizeof *m);
   memset(f, 0xff, n * sizeof *f);
-  while (b < g->len && rc == 0) {
+  while (b < g->len) {
     uint64_t t = tag_at(g, b), s = shh_tag_size(t), i = b / g->r;
     if (s < SHH_MIN_BLOCK || shh_tag_prev_free(t) != prev_free) {
       fprintf(stderr, "range-bound: bad tag at %llu\n", (unsigned long long)b);
-      rc = -1;
+      return -1;
     }
     if (f[i] == NO_START)
       f[i] = (uint16_t)(b % g->r);
@@ -361,6 +363,15 @@ static int ranges_check(struct ranges *g) {
     prev_free = !shh_tag_used(t);
     b += s;
   }
+  return 0;
+}
+
+/* The summary against the tags: 0, or -1 with what differs said. */
+static int ranges_check(struct ranges *g) {
+  uint64_t n = ranges_count(g);
+  uint64_t *m = malloc(n * sizeof *m);
+  uint16_t *f = malloc(n * sizeof *f);
+  int rc = scan_tags(g, m, f);
   for (uint64_t i = 0; i < n && rc == 0; i++)
     if (m[i] != g->max[g->p + i] || f[i] != g->first[i]) {
       fprintf(stderr, "range-bound: range %llu's summary is wrong\n",
@@ -378,6 +389,35 @@ static int ranges_check(struct ranges *g) {
   free(m);
   free(f);
   return g->bad != 0 ? -1 : rc;
+}
+
+/* The whole summary made anew from the tags, as carving it back (or a
+ * recovery) must: the leaves and first starts from one walk of every tag
+ * (scratch arrays M and F), then the tree above them. 0 or -1 (a bad tag). */
+static int ranges_rebuild(struct ranges *g, uint64_t *m, uint16_t *f) {
+  uint64_t n = ranges_count(g);
+  if (scan_tags(g, m, f) != 0)
+    return -1;
+  memcpy(g->first, f, n * sizeof *f);
+  memcpy(g->max + g->p, m, n * sizeof *m);
+  memset(g->max + g->p + n, 0, (g->p - n) * sizeof *m);
+  for (uint64_t k = g->p - 1; k != 0; k--) {
+    uint64_t x = g->max[2 * k], y = g->max[2 * k + 1];
+    g->max[k] = x > y ? x : y;
+  }
+  return 0;
+}
+
+/* First fit with no index at all: the walk of the tags from the heap's
+ * start to the first free block of NEED bytes; its offset, 0 for none. */
+static uint64_t walk_first_fit(struct ranges *g, uint64_t need) {
+  for (uint64_t b = SHH_FIRST; b < g->len;) {
+    uint64_t t = tag_at(g, b), s = shh_tag_size(t);
+    if (!shh_tag_used(t) && s >= need)
+      return b;
+    b += s < SHH_MIN_BLOCK ? g->len : s;
+  }
+  return 0;
 }
 
 static uint64_t rand_state;
@@ -526,6 +566,52 @@ static double random_live(struct either *e, uint32_t live, uint32_t steps) {
   return t;
 }
 
+/* What such a summary costs when it must be given back. Once the heap
+ * fills up, the summary's bytes belong to the callers (an empty heap of
+ * len bytes serves alloc(len - 80), and the summary may cost no
+ * utilisation), so the one alloc that needs them must either build, from
+ * the tags, an index that takes no room of its own, or do without one and
+ * walk the tags; and a later free must build the summary again. Measured
+ * on the random-live heaps of LIVE blocks in LEN bytes at R = 1024: a
+ * rebuild of the summary from the tags (the walk any such rebuild makes)
+ * and a first fit by the tag walk alone, for the largest free block,
+ * beside one random-live step. */
+static void give_back_cost(uint32_t live, uint64_t len, int reps) {
+  enum { R = 1024 };
+  struct ranges g;
+  struct either e = {NULL, &g};
+  ranges_init(&g, len, R);
+  double step = random_live(&e, live, 1000000);
+  uint64_t n = ranges_count(&g), blocks = 0;
+  for (uint64_t b = SHH_FIRST; b < len; b += shh_tag_size(tag_at(&g, b)))
+    blocks++;
+  uint64_t *m = malloc(n * sizeof *m);
+  uint16_t *f = malloc(n * sizeof *f);
+  static double rebuild[MAX_REPS], walk[MAX_REPS];
+  for (int rep = 0; rep < reps; rep++) {
+    double t0 = now_ns();
+    if (ranges_rebuild(&g, m, f) != 0)
+      exit(1);
+    rebuild[rep] = now_ns() - t0;
+    t0 = now_ns();
+    uint64_t b = walk_first_fit(&g, g.max[1]);
+    walk[rep] = now_ns() - t0;
+    if (b == 0) {
+      fprintf(stderr, "range-bound: the tag walk missed the largest block\n");
+      exit(1);
+    }
+  }
+  if (ranges_check(&g) != 0)
+    exit(1);
+  double rb = median(rebuild, reps), wk = median(walk, reps);
+  printf("%-6u %8llu %10llu %10.0f %12.0f %8.0f %12.0f %8.0f\n",
+         (unsigned)live, (unsigned long long)(len >> 20),
+         (unsigned long long)blocks, step, rb, rb / step, wk, wk / step);
+  free(m);
+  free(f);
+  ranges_fini(&g);
+}
+
 int main(int argc, char **argv) {
   int reps = argc > 1 ? atoi(argv[1]) : 3;
   if (reps < 1 || reps > MAX_REPS) {
@@ -589,5 +675,12 @@ int main(int argc, char **argv) {
                (double)sizes[1].len,
            m[0][0], m[0][1], m[0][2], m[1][0], m[1][1], m[1][2]);
   }
+  printf("\ngiving the summary back at R = 1024: a rebuild from the tags, or "
+         "a first fit by the tag walk alone,\nin ns and in random-live "
+         "steps (medians of %d)\n", reps);
+  printf("%-6s %8s %10s %10s %12s %8s %12s %8s\n", "live", "heap MiB",
+         "blocks", "step ns", "rebuild ns", "steps", "walk ns", "steps");
+  for (int w = 0; w < 2; w++)
+    give_back_cost(sizes[w].live, sizes[w].len, reps);
   return 0;
 }
