@@ -228,15 +228,40 @@ struct note {
   uint64_t off, bits;
 };
 
+/* Why shh_top found no top. Rightly so when the block that ends the heap
+ * is allocated: its last word is then its owner's, or the footer the top
+ * left there when an alloc took it whole, pointing back to what is now
+ * that allocated block's tag. A last word that verifies as a footer while
+ * the tag it points back to is neither its copy nor that block's is
+ * damage, most often the top's tag overrun by the block before it: then
+ * EUCLEAN, else ENOMEM. O(1); it reads two words, and is wrong only when
+ * the owner's last word passes for a footer, which its 16 check bits make
+ * a 1 in 65,536 chance at worst. */
+static __attribute__((noinline)) int no_top(const struct shmheap *h) {
+  uint64_t f = shh_ld(h, h->len - SHH_FOOTER), size = shh_tag_size(f);
+  uint64_t off = h->len - size;
+  if (shh_tag_used(f) || size < SHH_MIN_BLOCK || size > h->len - SHH_FIRST ||
+      !shh_phase_ok(off) || !shh_tag_ok(h, off, f))
+    return ENOMEM;
+  uint64_t tag = shh_ld(h, off);
+  return shh_tag_used(tag) && shh_tag_size(tag) == size &&
+                 shh_tag_ok(h, off, tag)
+             ? ENOMEM
+             : EUCLEAN;
+}
+
 /* First fit when no indexed block fits: the top, above them all (when the
  * index is empty, as in a LIFO run, it is the only candidate). Its start
  * is carved for SZ bytes (<= h->len) and the rest stays the top; a top too
- * small to split is taken whole. ENOMEM: no top, or it is too small. */
+ * small to split is taken whole. ENOMEM: no top, or it is too small;
+ * EUCLEAN: the top is damaged (no_top). */
 static inline __attribute__((always_inline)) int
 fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out) {
   uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
   int split = size >= carve + SHH_MIN_BLOCK; /* then it fits */
-  if (__builtin_expect(t == 0 || (!split && size < shh_fit(sz)), 0))
+  if (__builtin_expect(t == 0, 0))
+    return no_top(h);
+  if (__builtin_expect(!split && size < shh_fit(sz), 0))
     return ENOMEM;
   if (note != NULL && note->off != 0)
     shh_st(h, note->off, (t + SHH_TAG) | note->bits);
@@ -566,7 +591,7 @@ static __attribute__((noinline)) void *alloc_slow(struct shmheap *h,
 }
 
 SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
-  void *p;
+  void *p = NULL;
   if (shh_enter(mem) != 0)
     return NULL;
   SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);

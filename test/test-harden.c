@@ -282,6 +282,54 @@ static void test_link_cycle(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* /harden/top                                                               */
+
+/* The last block before the top is overrun by one word, over the top's
+ * tag: alloc, which would carve the top, must say the heap is damaged
+ * (not that it is full), and change nothing. */
+static void test_top_overrun(void) {
+  struct heap h;
+  th_heap_open(&h, "harden", LEN);
+  alloc_filled(&h, SMALL, 0x41);
+  unsigned char *last = alloc_filled(&h, SMALL, 0x42);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  memset(last, 0x58, shmheap_usable_size(h.mem, last) + SHH_TAG);
+  expect_check_damaged(&h);
+  expect_refused_unchanged(&h, OP_ALLOC, NULL, SMALL, EUCLEAN);
+  expect_check_damaged(&h);
+  heap_close(&h);
+}
+
+/* A heap whose last block is allocated has no top, and is full, not
+ * damaged, whatever that block's owner keeps in its last word: the footer
+ * the top left there when it was taken whole, or anything else. */
+static void test_top_taken(void) {
+  struct heap h;
+  th_heap_open(&h, "harden", LEN);
+  void *a = alloc_filled(&h, SMALL, 0x41);
+  struct shmheap_stats st;
+  g_assert_cmpint(shmheap_stats(h.mem, &st), ==, 0);
+  /* the top taken whole: its footer stays in the new block's last word */
+  unsigned char *last = shmheap_alloc(h.mem, st.largest_free - SHH_TAG);
+  g_assert_nonnull(last);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  uint64_t *word = (uint64_t *)(void *)(h.base + h.len - SHH_FOOTER);
+  uint64_t stale = *word, top = block_off(&h, last);
+  g_assert_cmpuint(stale & SHH_SIZE_MASK, ==, h.len - top);
+  const uint64_t kept[] = {stale, 0, ~(uint64_t)0, h.len - top, stale ^ 1};
+  for (size_t k = 0; k < G_N_ELEMENTS(kept); k++) {
+    *word = kept[k];
+    expect_refused_unchanged(&h, OP_ALLOC, NULL, SMALL, ENOMEM);
+    g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  }
+  /* once the rest is freed, the first block's room is there again */
+  shmheap_free(h.mem, a);
+  void *b = shmheap_alloc(h.mem, SMALL);
+  g_assert_true(b == a);
+  heap_close(&h);
+}
+
+/* ------------------------------------------------------------------------ */
 /* /harden/no-half-done                                                      */
 
 /* The link that leads to the free block M is redirected to the live block
@@ -403,6 +451,8 @@ int main(int argc, char **argv) {
   g_test_add_func("/harden/no-half-done/free", test_free_half_done);
   g_test_add_func("/harden/no-half-done/shrink", test_shrink_half_done);
   g_test_add_func("/harden/no-half-done/grow", test_grow_half_done);
+  g_test_add_func("/harden/top/overrun", test_top_overrun);
+  g_test_add_func("/harden/top/taken", test_top_taken);
   g_test_add_func("/harden/check-detail", test_check_detail);
   return g_test_run();
 }
