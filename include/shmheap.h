@@ -24,7 +24,10 @@
  * handle may be shared by the threads of one process. A thread that calls
  * into a heap whose lock it already holds (from a walk or names callback),
  * through the same handle or another connection to that heap (even one the
- * callback made: such a connect succeeds), gets EDEADLK. A callback must
+ * callback made: such a connect succeeds), gets EDEADLK. A callback may
+ * call into other heaps, and their callbacks further: a thread holds at
+ * most 16 heaps' locks at once, and a call that would take a 17th gets
+ * EDEADLK. A callback must
  * return: leaving it by longjmp, a C++ exception or thread cancellation
  * leaves the lock held by a live thread, and every other caller waits for
  * it. A child forked inside a callback does not hold the lock (its parent
@@ -200,7 +203,10 @@ void shmheap_disconnect(shmheap_memory_handle mem);
  * name remains; processes that still map the heap keep using it until they
  * disconnect. destroy(NULL, NULL) is a no-op. Removing a name that is not a
  * heap is allowed: it is how an operator removes a damaged object.
- * On failure to remove the name errno is set (ENOENT, EACCES, EINVAL).
+ * On failure to remove the name errno is set: ENOENT (no such name),
+ * EACCES (no permission to remove it), EINVAL (a bad name), or another
+ * error of unlink(2), such as EISDIR when the name is a directory, which is
+ * never removed.
  * As with disconnect, no other thread of this process may be using MEM.
  * Cost: O(1). */
 void shmheap_destroy(const char *name, shmheap_memory_handle mem);
@@ -240,8 +246,11 @@ void *shmheap_realloc(shmheap_memory_handle mem, void *ptr, size_t sz);
 
 /* Frees the block at PTR. NULL is a no-op. A pointer that is not the start
  * of a live block (a double free, an interior pointer, a pointer outside the
- * heap) is refused with errno EINVAL and the heap is left unchanged; a
- * damaged tag is refused with errno EUCLEAN. errno is left alone on
+ * heap) is refused with errno EINVAL and the heap is left unchanged. So is a
+ * block whose own tag was overwritten: free cannot tell that from a pointer
+ * to no block (shmheap_check can). Damage that free does find, in a
+ * neighbour's tag or the free index, is refused with errno EUCLEAN, the
+ * heap left unchanged too. errno is left alone on
  * success: set it to 0 before the call to see whether free refused.
  * Cost: O(1) merging with both neighbours, O(log n) index update; a named
  * object first loses its names, O(1) expected each. */
@@ -276,8 +285,8 @@ void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
 
 /* Publishes HDL under KEY. Names are stored in the heap itself: each name
  * takes a block of 41 + strlen(KEY) bytes (rounded up as alloc rounds), and
- * the directory one block of 56 + 16 bytes per slot (16 slots at first, kept
- * at least a quarter empty). A heap without names holds no directory.
+ * the directory one block of 64 + 16 bytes per slot (16 slots at first, kept
+ * at least a quarter empty); both sizes count the block's 8-byte tag. A heap without names holds no directory.
  * Returns 0, or -1 with errno EEXIST (KEY is taken), EINVAL (MEM NULL, bad
  * KEY, HDL not the start of a live object, or one of the directory's own
  * blocks), ENOMEM (no room for the name; a growable heap grows first),
@@ -363,7 +372,7 @@ struct shmheap_stats {
 /* Fills OUT with the heap's figures, taken under the lock so they agree with
  * each other. used_bytes + free_bytes + the header equal size.
  * Returns 0, or -1 with errno EINVAL (MEM or OUT is NULL) or EUCLEAN.
- * Cost: O(n) in the number of blocks: the heap's 80-byte header has no room
+ * Cost: O(n) in the number of blocks: the heap's 72-byte header has no room
  * for counters, so the figures are summed by walking the tags. */
 int shmheap_stats(shmheap_memory_handle mem, struct shmheap_stats *out);
 

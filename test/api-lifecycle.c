@@ -1,5 +1,6 @@
 /* api-lifecycle.c: the api cases of create, connect, destroy and calls on a
  * NULL heap: the errors and the "nothing left behind" promise. */
+#include <glib/gstdio.h>
 #include <limits.h>
 #include <shmheap.h>
 #include <stdlib.h>
@@ -347,6 +348,16 @@ static void test_destroy(void) {
   errno = 0;
   shmheap_destroy(h.name, NULL);
   g_assert_cmpint(errno, ==, ENOENT);
+
+  /* A directory of the name is never removed; unlink's EISDIR says so. */
+  char dir[128];
+  g_snprintf(dir, sizeof dir, "/dev/shm%s", h.name);
+  g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+  errno = 0;
+  shmheap_destroy(h.name, NULL);
+  g_assert_cmpint(errno, ==, EISDIR);
+  g_assert_true(g_file_test(dir, G_FILE_TEST_IS_DIR));
+  g_assert_cmpint(g_rmdir(dir), ==, 0);
 
   /* An invalid name is refused without touching anything. */
   errno = 0;

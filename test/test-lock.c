@@ -293,6 +293,51 @@ static void test_reentry_other_connection(void) {
   heap_close(&h);
 }
 
+/* /lock/nested-heaps: a callback may call into other heaps, nesting walks
+ * through up to 16 heaps; the call that would hold a 17th lock at once
+ * gets EDEADLK, and every heap works afterwards. */
+
+enum { NEST_MAX = 16 };
+
+struct nest {
+  shmheap_memory_handle mem[NEST_MAX + 1];
+  int depth;
+  int err_at[NEST_MAX + 1]; /* the errno of the walk of heap i, or 0 */
+};
+
+static int nest_cb(const struct shmheap_block *b, void *arg) {
+  (void)b;
+  struct nest *n = arg;
+  int d = ++n->depth;
+  if (d <= NEST_MAX) {
+    errno = 0;
+    if (shmheap_walk(n->mem[d], nest_cb, n) == -1)
+      n->err_at[d] = errno;
+  }
+  return 1; /* one block of each heap is enough */
+}
+
+static void test_nested_heaps(void) {
+  th_watchdog_arm(30, "/lock/nested-heaps");
+  struct heap h[NEST_MAX + 1];
+  struct nest n = {.depth = 0};
+  for (int i = 0; i <= NEST_MAX; i++) {
+    th_heap_open(&h[i], "lock", 64u << 10);
+    n.mem[i] = h[i].mem;
+  }
+  g_assert_cmpint(shmheap_walk(n.mem[0], nest_cb, &n), ==, 1);
+  for (int i = 1; i < NEST_MAX; i++)
+    g_assert_cmpint(n.err_at[i], ==, 0);
+  g_assert_cmpint(n.err_at[NEST_MAX], ==, EDEADLK);
+  for (int i = 0; i <= NEST_MAX; i++) {
+    void *p = shmheap_alloc(n.mem[i], 32);
+    g_assert_nonnull(p);
+    shmheap_free(n.mem[i], p);
+    g_assert_cmpint(shmheap_check(n.mem[i]), ==, 0);
+    heap_close(&h[i]);
+  }
+}
+
 /* /lock/fork-in-callback: a child forked inside a walk callback inherits
  * the thread that holds the lock, but not the lock: the word names the
  * parent's thread. When the child's walk ends, its unlock must leave the
@@ -640,6 +685,7 @@ int main(int argc, char **argv) {
   th_add_func("/lock/waiter-sleeps", test_waiter_sleeps);
   th_add_func("/lock/reentry", test_reentry);
   th_add_func("/lock/reentry-other-connection", test_reentry_other_connection);
+  th_add_func("/lock/nested-heaps", test_nested_heaps);
   th_add_func("/lock/fork-in-callback", test_fork_in_callback);
   th_add_func("/lock/no-starvation", test_no_starvation);
   th_add_func("/lock/pid-namespace", test_pid_namespace);
