@@ -225,7 +225,10 @@ void *shmheap_underlying(shmheap_memory_handle mem);
  * Errors: ENOMEM (nothing fits, also for sizes too large to represent),
  * EINVAL (MEM is NULL), EUCLEAN (the heap's bookkeeping is damaged).
  * Cost: O(log n) in the number of free blocks; no system call unless the
- * lock is contended. */
+ * lock is contended. A failure for want of room on a heap whose last
+ * block is allocated may walk the blocks after the last free one, when
+ * the heap's last word passes for a footer: the leftover of a process that
+ * died in mid-call, or damage. */
 void *shmheap_alloc(shmheap_memory_handle mem, size_t sz);
 
 /* Allocates N * SZ bytes, zeroed.

@@ -32,17 +32,7 @@
 #include "lock.h"
 #include "locked.h"
 
-/* The heap's last block: its offset, tag and size, and whether it is free. */
-struct last {
-  uint64_t off, tag, size;
-  int free;
-};
-
-/* Finds the last block: the top (block.h) if the last block is free, else
- * the allocated block that ends the heap, walked to from the end of the
- * rightmost indexed free block (or from the first block when none is).
- * Every tag on the way is verified. 0 or EUCLEAN. */
-static int find_last(const struct shmheap *h, struct last *lb) {
+int shh_find_last(const struct shmheap *h, struct shh_last *lb) {
   uint64_t top = shh_top(h);
   lb->free = 0;
   if (top != 0) {
@@ -84,9 +74,9 @@ static int reserve(int fd, uint64_t from, uint64_t to) {
 }
 
 /* Grows the heap to N bytes (a page multiple, len < N <= map_len), whose
- * last block LB find_last found and verified. 0, or
+ * last block LB shh_find_last found and verified. 0, or
  * ENOSPC with nothing changed: once the pages are reserved nothing fails. */
-static int extend(struct shmheap *h, struct last *lb, uint64_t n) {
+static int extend(struct shmheap *h, struct shh_last *lb, uint64_t n) {
   uint64_t old = h->len, g = old + SHH_BLOCK_PHASE, gsize = n - g;
   int err = reserve(h->fd, old, n);
   if (err != 0)
@@ -119,16 +109,16 @@ static int extend(struct shmheap *h, struct last *lb, uint64_t n) {
 
 /* Grows to N under the lock: 0, ENOSPC or EUCLEAN. */
 static int grow_to(struct shmheap *h, uint64_t n) {
-  struct last lb;
-  int err = find_last(h, &lb);
+  struct shh_last lb;
+  int err = shh_find_last(h, &lb);
   return err != 0 ? err : extend(h, &lb, n);
 }
 
 int shh_grow_for(struct shmheap *h, size_t sz) {
   if ((uint64_t)sz > h->map_len || h->len >= h->map_len)
     return ENOMEM;
-  struct last lb;
-  int err = find_last(h, &lb);
+  struct shh_last lb;
+  int err = shh_find_last(h, &lb);
   if (err != 0)
     return err;
   /* the smallest length at which the last free block holds the request */

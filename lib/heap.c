@@ -208,9 +208,18 @@ static int is_top(const struct shmheap *h, const struct blk *b) {
 /* Takes the whole free block FROM, whose removal PATH has planned, into the
  * block at AT by the store of TAG; AFTER, the block that follows, loses its
  * PREV_FREE flag. PATH is NULL when FROM is the top: nothing follows it,
- * and the index does not hold it. */
+ * and the index does not hold it. When the top goes into the block before
+ * it (AT < FROM), its footer, the heap's last word, is cleared before the
+ * commit: a death between the commit and the clearing of FROM's tag would
+ * otherwise leave that tag and the footer repeating each other inside the
+ * grown block, which shh_top would take for a top (recovery rewrites the
+ * footer of a free top, so a death before the commit loses nothing). */
 static void take_free(struct shmheap *h, struct shh_path *path, uint64_t from,
                       uint64_t at, uint64_t tag, const struct blk *after) {
+  if (path == NULL && from != at) {
+    shh_st(h, h->len - SHH_FOOTER, 0);
+    SHH_CRASH_POINT(h);
+  }
   commit(h, at, tag);
   if (from != at)
     shh_st(h, from, 0);
@@ -228,15 +237,16 @@ struct note {
   uint64_t off, bits;
 };
 
-/* Why shh_top found no top. Rightly so when the block that ends the heap
- * is allocated: its last word is then its owner's, or the footer the top
- * left there when an alloc took it whole, pointing back to what is now
- * that allocated block's tag. A last word that verifies as a footer while
- * the tag it points back to is neither its copy nor that block's is
- * damage, most often the top's tag overrun by the block before it: then
- * EUCLEAN, else ENOMEM. O(1); it reads two words, and is wrong only when
- * the owner's last word passes for a footer, which its 16 check bits make
- * a 1 in 65,536 chance at worst. */
+/* Why shh_top found no top: rightly so when the block that ends the heap
+ * is allocated, and then its last word is its owner's, or a footer left
+ * there: the top's when an alloc took it whole (pointing back to what is
+ * now that block's tag), or one a process that died in mid-call was
+ * writing. So a last word that does not verify as a footer, or whose tag
+ * is that allocated block's, says the heap is full: ENOMEM in O(1). Any
+ * other footer (damage, most often the top's tag overrun by the block
+ * before it, or what a death left) is settled by walking to the last
+ * block, every tag verified: ENOMEM when it is allocated, EUCLEAN when the
+ * walk fails. */
 static __attribute__((noinline)) int no_top(const struct shmheap *h) {
   uint64_t f = shh_ld(h, h->len - SHH_FOOTER), size = shh_tag_size(f);
   uint64_t off = h->len - size;
@@ -244,10 +254,10 @@ static __attribute__((noinline)) int no_top(const struct shmheap *h) {
       !shh_phase_ok(off) || !shh_tag_ok(h, off, f))
     return ENOMEM;
   uint64_t tag = shh_ld(h, off);
-  return shh_tag_used(tag) && shh_tag_size(tag) == size &&
-                 shh_tag_ok(h, off, tag)
-             ? ENOMEM
-             : EUCLEAN;
+  if (shh_tag_used(tag) && shh_tag_size(tag) == size && shh_tag_ok(h, off, tag))
+    return ENOMEM;
+  struct shh_last lb;
+  return shh_find_last(h, &lb) == 0 ? ENOMEM : EUCLEAN;
 }
 
 /* First fit when no indexed block fits: the top, above them all (when the

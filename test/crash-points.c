@@ -219,6 +219,18 @@ static int crash_script(shmheap_memory_handle mem) {
   void *g3 = shmheap_realloc(mem, g, 200);
   STEP(g3 == g && fill_check(g, 100, 3));
 
+  /* Grow over all of the top, the free block that ends the heap (the
+   * largest free block here): first a block that leaves it too small to
+   * hold more than a sliver, then that block grown by more than a split
+   * would leave. */
+  struct shmheap_stats st;
+  STEP(shmheap_stats(mem, &st) == 0);
+  void *t = shmheap_alloc(mem, st.largest_free - 64);
+  STEP(t != NULL);
+  th_fill(t, 100, 4, 0);
+  void *t2 = shmheap_realloc(mem, t, st.largest_free);
+  STEP(t2 == t && fill_check(t, 100, 4));
+
   /* realloc(NULL), realloc(p, 0), calloc. */
   void *n = shmheap_realloc(mem, NULL, 64);
   STEP(n != NULL);
@@ -230,7 +242,7 @@ static int crash_script(shmheap_memory_handle mem) {
     STEP(zc[i] == 0);
 
   STEP(fill_check(a, 100, 1));
-  void *frees[] = {a, z, x5, g, k, n0, zc};
+  void *frees[] = {a, z, x5, g, k, n0, zc, t};
   for (size_t i = 0; i < G_N_ELEMENTS(frees); i++) {
     errno = 0;
     shmheap_free(mem, frees[i]);

@@ -322,8 +322,22 @@ static void test_top_taken(void) {
     expect_refused_unchanged(&h, OP_ALLOC, NULL, SMALL, ENOMEM);
     g_assert_cmpint(shmheap_check(h.mem), ==, 0);
   }
-  /* once the rest is freed, the first block's room is there again */
+  /* Footers that a process dying in mid-call can leave there: one that
+   * points back to a free block ending well before the heap does, one to
+   * the inside of the last block (its tag long since cleared, the owner's
+   * data there now). Alloc walks to the last block and finds it allocated:
+   * full, not damaged. */
   shmheap_free(h.mem, a);
+  uint64_t fa = block_off(&h, a), inside = top + 64;
+  memset(last + 64 - SHH_TAG, 0x5a, 64);
+  const uint64_t left[] = {shh_tag_make(h.mem, fa, h.len - fa, 0),
+                           shh_tag_make(h.mem, inside, h.len - inside, 0)};
+  for (size_t k = 0; k < G_N_ELEMENTS(left); k++) {
+    *word = left[k];
+    expect_refused_unchanged(&h, OP_ALLOC, NULL, 1000, ENOMEM);
+    g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  }
+  /* the first block's room is there again */
   void *b = shmheap_alloc(h.mem, SMALL);
   g_assert_true(b == a);
   heap_close(&h);
