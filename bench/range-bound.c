@@ -604,9 +604,9 @@ static void give_back_cost(uint32_t live, uint64_t len, int reps) {
   if (ranges_check(&g) != 0)
     exit(1);
   double rb = median(rebuild, reps), wk = median(walk, reps);
-  printf("%-6u %8llu %10llu %10.0f %12.0f %8.0f %12.0f %8.0f\n",
-         (unsigned)live, (unsigned long long)(len >> 20),
-         (unsigned long long)blocks, step, rb, rb / step, wk, wk / step);
+  printf("%-6u %8llu %10llu %10.0f %12.0f %8.0f %12.0f %8.0f\n", (unsigned)live,
+         (unsigned long long)(len >> 20), (unsigned long long)blocks, step, rb,
+         rb / step, wk, wk / step);
   free(m);
   free(f);
   ranges_fini(&g);
@@ -677,9 +677,10 @@ int main(int argc, char **argv) {
   }
   printf("\ngiving the summary back at R = 1024: a rebuild from the tags, or "
          "a first fit by the tag walk alone,\nin ns and in random-live "
-         "steps (medians of %d)\n", reps);
-  printf("%-6s %8s %10s %10s %12s %8s %12s %8s\n", "live", "heap MiB",
-         "blocks", "step ns", "rebuild ns", "steps", "walk ns", "steps");
+         "steps (medians of %d)\n",
+         reps);
+  printf("%-6s %8s %10s %10s %12s %8s %12s %8s\n", "live", "heap MiB", "blocks",
+         "step ns", "rebuild ns", "steps", "walk ns", "steps");
   for (int w = 0; w < 2; w++)
     give_back_cost(sizes[w].live, sizes[w].len, reps);
   return 0;
