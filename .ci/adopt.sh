@@ -401,8 +401,8 @@ dist_contents() {
   # nothing from a build directory or a wrap's clone
   refute grep -E '^[^/]*/(build[^/]*|test/consumer/subprojects/shmheap)/' \
     "$TMP/dist.list"
-  # no CI plumbing, editor settings or internal notes
-  refute grep -E '^[^/]*/(\.ci/|\.clang-format$|\.gitignore$|doc/README-adoption\.md$)' \
+  # no CI plumbing or editor settings
+  refute grep -E '^[^/]*/(\.ci/|\.clang-format$|\.gitignore$)' \
     "$TMP/dist.list"
   mkdir -p "$UNPACK"
   tar -xJf "$tarball" -C "$UNPACK"

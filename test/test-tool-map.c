@@ -250,7 +250,9 @@ static void map_svg(const char *name, shmheap_memory_handle mem,
   struct run r = tool("map", name, "--svg", svg, NULL);
   g_assert_cmpint(r.code, ==, 0);
   g_assert_cmpstr(r.err, ==, "");
-  g_assert_true(g_str_has_prefix(r.out, name));
+  char *as_text = text_form(name);
+  g_assert_true(g_str_has_prefix(r.out, as_text));
+  g_free(as_text);
   run_clear(&r);
 
   char *xml = NULL;
@@ -482,6 +484,60 @@ static void test_ls_fifo(void) {
   g_assert_cmpint(unlink(path), ==, 0);
 }
 
+/* Names come from /dev/shm, where anyone may create one: in text output
+ * their control characters show as '?', so that a name can neither add a
+ * line nor send the terminal an escape sequence. */
+static void assert_text_only(const struct run *r, int lines) {
+  int n = 0;
+  for (const char *p = r->out; *p; p++) {
+    if (*p == '\n')
+      n++;
+    else
+      g_assert_false((unsigned char)*p < 0x20 || *p == 0x7f);
+  }
+  g_assert_cmpint(n, ==, lines);
+}
+
+static void test_text_controls(void) {
+  char name[128], junk[128], path[160];
+  th_shm_name(name, sizeof name, "tool-\033]0;x\007\033[2J\nfake");
+  th_shm_name(junk, sizeof junk, "tool-junk\nfake");
+  g_snprintf(path, sizeof path, "/dev/shm%s", junk);
+  shmheap_memory_handle mem = shmheap_create(name, 64 * 1024);
+  g_assert_nonnull(mem);
+  g_assert_true(g_file_set_contents(path, "hi", 2, NULL));
+  char *shown = text_form(name), *junk_shown = text_form(junk);
+
+  struct run r = tool("info", name, NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  g_assert_nonnull(strstr(r.out, shown));
+  assert_text_only(&r, 11); /* as many lines as for any heap */
+  run_clear(&r);
+  r = tool("check", name, NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  g_assert_true(g_str_has_prefix(r.out, shown));
+  assert_text_only(&r, 1);
+  run_clear(&r);
+  r = tool("map", name, NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  g_assert_true(g_str_has_prefix(r.out, shown));
+  assert_text_only(&r, 4);
+  run_clear(&r);
+  /* ls: one line for the heap and one for the plain file, each shown */
+  r = tool("ls", NULL);
+  g_assert_cmpint(r.code, ==, 0);
+  g_assert_nonnull(strstr(r.out, shown));
+  g_assert_nonnull(strstr(r.out, junk_shown));
+  for (const char *p = r.out; *p; p++)
+    g_assert_false(*p != '\n' && ((unsigned char)*p < 0x20 || *p == 0x7f));
+  run_clear(&r);
+
+  g_free(shown);
+  g_free(junk_shown);
+  g_assert_cmpint(unlink(path), ==, 0);
+  shmheap_destroy(NULL, mem);
+}
+
 /* Objects the user cannot read are listed as "no access" (root reads
  * everything, so this needs another user). */
 static void test_ls_no_access(void) {
@@ -509,4 +565,5 @@ void add_map_tests(void) {
   g_test_add_func("/tool/ls", test_ls);
   g_test_add_func("/tool/ls-no-access", test_ls_no_access);
   g_test_add_func("/tool/ls-fifo", test_ls_fifo);
+  g_test_add_func("/tool/text-controls", test_text_controls);
 }

@@ -335,11 +335,18 @@ void assert_info(const char *name, const struct shmheap_stats *st) {
 /* A name full of JSON's and XML's special characters, and a byte that is
  * not UTF-8: output must escape them. Written into BUF. */
 const char *odd_name(char *buf, size_t len) {
-  char base[64];
-  th_shm_name(base, sizeof base, "tool");
-  g_snprintf(buf, len, "%s-\"\\<&>'\t\x01\xff", base);
-  (void)shm_unlink(buf);
-  return buf;
+  /* the odd bytes in the area, so that the whole name is registered for
+   * removal should the test die */
+  return th_shm_name(buf, len, "tool-\"\\<&>'\t\x01\xff");
+}
+
+/* The name as text output shows it: control characters become '?'. */
+char *text_form(const char *name) {
+  char *s = g_strdup(name);
+  for (char *p = s; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
+  return s;
 }
 
 /* The name as JSON output carries it: the byte that is not UTF-8 becomes

@@ -34,7 +34,8 @@ static void info_line(const char *label, uint64_t v, bool human,
 }
 
 static void info_text(const char *name, const struct shmheap_stats *st) {
-  printf("%-15s %s\n", "name:", name);
+  char shown[TEXT_SAFE_MAX];
+  printf("%-15s %s\n", "name:", text_safe(name, shown, sizeof shown));
   info_line("size:", st->size, true, NULL);
   info_line("max_size:", st->max_size, true,
             st->max_size == st->size ? "  (cannot grow)" : NULL);
@@ -131,10 +132,12 @@ static void check_report(const char *name, bool json, bool ok,
     }
     json_end_object(&j);
   } else if (ok) {
-    printf("%s: ok\n", name);
+    char shown[TEXT_SAFE_MAX];
+    printf("%s: ok\n", text_safe(name, shown, sizeof shown));
   } else {
-    printf("%s: inconsistent at offset %" PRIu64 ": %s\n", name, d->offset,
-           what);
+    char shown[TEXT_SAFE_MAX];
+    printf("%s: inconsistent at offset %" PRIu64 ": %s\n",
+           text_safe(name, shown, sizeof shown), d->offset, what);
   }
 }
 
@@ -250,8 +253,8 @@ static int list_names(const char *name, shmheap_memory_handle mem,
 
 /* A key on a text line: control characters become '?'. */
 static void print_key(const char *key) {
-  for (; *key; key++)
-    putchar((unsigned char)*key < 0x20 || *key == 0x7f ? '?' : *key);
+  char shown[TEXT_SAFE_MAX];
+  fputs(text_safe(key, shown, sizeof shown), stdout);
 }
 
 static void names_print(const struct name_list *l, bool json) {

@@ -143,7 +143,9 @@ static void print_text(const struct entry *e) {
     snprintf(state, sizeof state, "format %u", e->format);
   else
     snprintf(state, sizeof state, "%s", e->state);
-  printf("%-32s %14" PRIu64 " %14s %04o %-10s %s\n", e->name,
+  char shown[TEXT_SAFE_MAX];
+  printf("%-32s %14" PRIu64 " %14s %04o %-10s %s\n",
+         text_safe(e->name, shown, sizeof shown),
          (uint64_t)e->sb.st_size, max, (unsigned)(e->sb.st_mode & 07777), owner,
          state);
 }

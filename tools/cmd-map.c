@@ -78,11 +78,11 @@ static void print_summary(const struct heap_map *m) {
       nfree += m->runs[i].blocks;
     }
   }
-  char h[32];
+  char h[32], shown[TEXT_SAFE_MAX];
   human_size(m->size, h, sizeof h);
   printf("%s: %" PRIu64 " bytes (%s), %" PRIu64 " used blocks, %" PRIu64
          " free blocks, %.1f%% used\n",
-         m->name, m->size, h, nused, nfree,
+         text_safe(m->name, shown, sizeof shown), m->size, h, nused, nfree,
          100.0 * (double)used / (double)m->size);
 }
 

@@ -16,14 +16,25 @@
 
 const char tool_shm_dir[sizeof "/dev/shm"] = "/dev/shm";
 
+/* Control characters of BUF, in place, as '?'. */
+static void mask_controls(char *buf) {
+  for (char *p = buf; *p; p++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7f)
+      *p = '?';
+}
+
+const char *text_safe(const char *s, char *buf, size_t n) {
+  snprintf(buf, n, "%s", s);
+  mask_controls(buf);
+  return buf;
+}
+
 /* FMT's message on stderr, its control characters (a newline in a heap
  * name, say) shown as '?', so that a message stays one line. */
 static void put_message(const char *fmt, va_list ap) {
   char buf[2048];
   vsnprintf(buf, sizeof buf, fmt, ap);
-  for (char *p = buf; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f)
-      *p = '?';
+  mask_controls(buf);
   fputs(buf, stderr);
 }
 
