@@ -191,8 +191,19 @@ move_free(struct shmheap *h, struct shh_path *path, uint64_t from, uint64_t to,
     shh_index_moved(h, path, to);
   if (to != at)
     shh_st(h, to, free_tag);
-  shh_put_footer(h, to, size, free_tag);
+  /* The top's footer is the heap's last word, which shh_top reads to find
+   * it: written before the commit, it and TO's tag would repeat each other
+   * inside a block that a death leaves allocated (the last block, when a
+   * shrink gives its tail back), and shh_top would take them for a top. So
+   * the top's footer follows the commit; a death in between leaves TO a
+   * free last block, whose footer recovery writes. */
+  if (path != NULL)
+    shh_put_footer(h, to, size, free_tag);
   commit(h, at, tag);
+  if (path == NULL) {
+    shh_put_footer(h, to, size, free_tag);
+    SHH_CRASH_POINT(h);
+  }
   if (from != at)
     shh_st(h, from, 0);
   SHH_CRASH_POINT(h);

@@ -230,6 +230,9 @@ static int crash_script(shmheap_memory_handle mem) {
   th_fill(t, 100, 4, 0);
   void *t2 = shmheap_realloc(mem, t, st.largest_free);
   STEP(t2 == t && fill_check(t, 100, 4));
+  /* Shrink that block, which ends the heap: its tail becomes the top. */
+  void *t3 = shmheap_realloc(mem, t, 100);
+  STEP(t3 == t && fill_check(t, 100, 4));
 
   /* realloc(NULL), realloc(p, 0), calloc. */
   void *n = shmheap_realloc(mem, NULL, 64);
