@@ -523,6 +523,84 @@ static void test_pid_namespace(void) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* /lock/foreign-waiter-during-repair: a waiter in another PID namespace,
+ * which cannot tell whether an owner lives, judges an owner's word by the
+ * witness stored beside it once a second has passed. A waiter of the
+ * owner's namespace that takes the word from a dead owner must store its
+ * witness before it repairs the heap: a repair that outlasts that second
+ * (a heap of many millions of blocks; a stalled one here) must not look
+ * forged, which would mark a healthy heap broken. */
+
+#ifdef SHMHEAP_TEST_CRASH_POINTS
+/* In the new namespace: an alloc, which waits for the repair. */
+static int foreign_alloc(void *arg) {
+  if (unshare(CLONE_NEWPID) != 0)
+    return 77;
+  pid_t pid = fork();
+  if (pid < 0)
+    return 78;
+  if (pid == 0) {
+    shmheap_memory_handle mem = shmheap_connect(arg);
+    if (mem == NULL)
+      _exit(10);
+    errno = 0;
+    void *p = shmheap_alloc(mem, 64);
+    _exit(p != NULL ? 0 : errno == EUCLEAN ? 11 : 12);
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 79;
+}
+
+/* In this namespace: the one that finds the owner dead and repairs. */
+static int stalled_repairer(void *arg) {
+  setenv("SHMHEAP_RECOVER_STALL_MS", "3000", 1);
+  shmheap_memory_handle mem = shmheap_connect(arg);
+  TH_CHILD_CHECK(mem != NULL);
+  void *p = shmheap_alloc(mem, 64);
+  TH_CHILD_CHECK(p != NULL);
+  shmheap_free(mem, p);
+  shmheap_disconnect(mem);
+  return 0;
+}
+#endif
+
+static void test_foreign_waiter_during_repair(void) {
+  th_watchdog_arm(60, "/lock/foreign-waiter-during-repair");
+#ifndef SHMHEAP_TEST_CRASH_POINTS
+  g_test_skip("needs a build with -Dcrash_points=true (a stalled repair)");
+#else
+  if (geteuid() != 0) {
+    g_test_skip("needs root for unshare(CLONE_NEWPID)");
+    return;
+  }
+  struct heap h;
+  th_heap_open(&h, "lock", 64u << 10);
+  struct holder hd = {h.name, {-1, -1}, 0, 1};
+  pid_t holder = holder_start(&hd);
+  int status = th_wait(holder);
+  g_assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  pid_t foreign = th_fork_start(foreign_alloc, h.name, 30);
+  g_usleep(200000); /* it waits on the dead owner's word */
+  pid_t repairer = th_fork_start(stalled_repairer, h.name, 30);
+  th_assert_child_ok(th_wait(repairer));
+  status = th_wait(foreign);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+    g_test_skip("unshare(CLONE_NEWPID) refused here");
+    heap_close(&h);
+    return;
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    g_error("the waiter in another namespace: status %#x (11: EUCLEAN, the "
+            "heap marked broken)",
+            status);
+  g_assert_cmpint(shmheap_check(h.mem), ==, 0);
+  heap_close(&h);
+#endif
+}
+
+/* ------------------------------------------------------------------------ */
 /* /lifecycle/truncated: a peer truncates the object. Repair, which must
  * walk the tags, refuses to read past the object's end (no SIGBUS): the
  * heap is marked broken. connect refuses it. */
@@ -689,6 +767,8 @@ int main(int argc, char **argv) {
   th_add_func("/lock/fork-in-callback", test_fork_in_callback);
   th_add_func("/lock/no-starvation", test_no_starvation);
   th_add_func("/lock/pid-namespace", test_pid_namespace);
+  th_add_func("/lock/foreign-waiter-during-repair",
+              test_foreign_waiter_during_repair);
   th_add_func("/lifecycle/truncated", test_truncated);
   th_add_func("/lifecycle/failed-create-keeps-others", test_failed_create);
   th_add_func("/lifecycle/odd-objects", test_odd_objects);
