@@ -464,25 +464,24 @@ static void test_no_starvation(void) {
 /* /lock/pid-namespace: a heap busy in another PID namespace is waited for
  * (thread ids there mean nothing here), never judged dead or damaged. */
 
-static int ns_grandchild(void *arg) {
-  struct holder *hd = arg;
-  return holder_main(hd);
-}
-
-static int ns_child(void *arg) {
-  struct holder *hd = arg;
+/* Runs FN(ARG) as pid 1 of a new PID namespace: its exit status, or 77
+ * when the namespace is refused (78, 79: the fork or the child failed). */
+static int in_new_pid_ns(int (*fn)(void *), void *arg) {
   if (unshare(CLONE_NEWPID) != 0)
     return 77;
-  /* the next child is pid 1 of a new namespace */
   pid_t pid = fork();
   if (pid < 0)
     return 78;
   if (pid == 0)
-    _exit(ns_grandchild(hd));
+    _exit(fn(arg));
   int status;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
     ;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 79;
+}
+
+static int ns_child(void *arg) {
+  return in_new_pid_ns(holder_main, arg);
 }
 
 static void test_pid_namespace(void) {
@@ -533,24 +532,17 @@ static void test_pid_namespace(void) {
 
 #ifdef SHMHEAP_TEST_CRASH_POINTS
 /* In the new namespace: an alloc, which waits for the repair. */
+static int foreign_alloc_main(void *arg) {
+  shmheap_memory_handle mem = shmheap_connect(arg);
+  if (mem == NULL)
+    return 10;
+  errno = 0;
+  void *p = shmheap_alloc(mem, 64);
+  return p != NULL ? 0 : errno == EUCLEAN ? 11 : 12;
+}
+
 static int foreign_alloc(void *arg) {
-  if (unshare(CLONE_NEWPID) != 0)
-    return 77;
-  pid_t pid = fork();
-  if (pid < 0)
-    return 78;
-  if (pid == 0) {
-    shmheap_memory_handle mem = shmheap_connect(arg);
-    if (mem == NULL)
-      _exit(10);
-    errno = 0;
-    void *p = shmheap_alloc(mem, 64);
-    _exit(p != NULL ? 0 : errno == EUCLEAN ? 11 : 12);
-  }
-  int status;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 79;
+  return in_new_pid_ns(foreign_alloc_main, arg);
 }
 
 /* In this namespace: the one that finds the owner dead and repairs. */
