@@ -3,10 +3,10 @@
  *
  * Verify, then write. Every operation first gathers and verifies all it
  * will touch: the tags of the block and of each neighbour whose tag it
- * rewrites or whose span it takes over (shh_tag_valid, and a size that
- * leads to the next tag: a free neighbour's footer repeats its tag, a used
- * one is followed by a tag that verifies or by the heap's end), and the
- * index path with every node the index change will write (index.h). A
+ * rewrites or whose span it takes over (verified.h: shh_tag_valid, and a
+ * size that leads to the next tag: a free neighbour's footer repeats its
+ * tag, a used one is followed by a tag that verifies or by the heap's end),
+ * and the index path with every node the index change will write (index.h). A
  * failure there returns EINVAL or EUCLEAN with nothing written, so a
  * damaged tag or node stays for shmheap_check to see. Only then does it
  * write, and from then on nothing can fail.
@@ -19,6 +19,11 @@
  *   1. writing every new tag, footer and index node into bytes the current
  *      walk does not read as a tag: inside a free block, or inside the block
  *      being freed or shrunk (its contents are the caller's to give up);
+ *      but for the top's footer, the heap's last word, which shh_top
+ *      trusts when the tag it points back to repeats it: that pair must
+ *      never stand inside a block that stays allocated, so a new top's
+ *      footer follows the commit, and a block growing over the whole top
+ *      clears it first (recovery writes the footer of a free last block);
  *   2. switching the walk to the new layout with ONE untorn 8-byte store of
  *      an existing tag (shh_commit), fenced so that step 1 is issued first;
  *   3. only then zeroing tags that the merge swallowed (so a double free of
@@ -51,110 +56,7 @@
 #include "index.h"
 #include "locked.h"
 #include "trace.h"
-
-/* A block whose tag was verified in this call. off == 0: no such block. */
-struct blk {
-  uint64_t off, tag, size;
-};
-
-static uint64_t flags_of(uint64_t tag) {
-  return tag & SHH_F_MASK;
-}
-
-/* Whether the handle OFF names a byte of the heap's data area. */
-static int handle_ok(const struct shmheap *h, uint64_t off) {
-  return off >= SHH_FIRST + SHH_TAG && off < h->len;
-}
-
-/* Whether PTR lies in the heap's data area; *OFF gets its offset. The one
- * bounds check of a caller's pointer. */
-static int data_off(const struct shmheap *h, const void *ptr, uint64_t *off) {
-  *off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
-  return handle_ok(h, *off);
-}
-
-/* The same two checks for calls that do not take the lock: a growable
- * heap's length may change meanwhile (extent.h). */
-static int handle_ok_now(const struct shmheap *h, uint64_t off) {
-  return off >= SHH_FIRST + SHH_TAG && off < shh_len_now(h);
-}
-
-static int data_off_now(const struct shmheap *h, const void *ptr,
-                        uint64_t *off) {
-  *off = (uint64_t)((uintptr_t)ptr - (uintptr_t)h->base);
-  return handle_ok_now(h, *off);
-}
-
-/* The neighbour at OFF (< h->len) of a block being changed, into *B: its tag
- * verifies and its size leads on: a free block's footer repeats its tag, a
- * used block is followed by a tag that verifies or by the heap's end. */
-static inline __attribute__((always_inline)) int
-neighbour(const struct shmheap *h, uint64_t off, struct blk *b) {
-  b->off = off;
-  b->tag = shh_ld(h, off);
-  b->size = shh_tag_size(b->tag);
-  if (!shh_tag_valid(h, off, b->tag))
-    return EUCLEAN;
-  uint64_t end = off + b->size;
-  if (!shh_tag_used(b->tag))
-    return shh_footer(h, off, b->size) == b->tag ? 0 : EUCLEAN;
-  return end == h->len || shh_tag_ok(h, end, shh_ld(h, end)) ? 0 : EUCLEAN;
-}
-
-/* The used block at OFF that follows a block about to stop being free, so
- * that its PREV_FREE flag is to be cleared; B->off == 0 at the heap's end. */
-static int used_after_free(const struct shmheap *h, uint64_t off,
-                           struct blk *b) {
-  b->off = 0;
-  if (off == h->len)
-    return 0;
-  int err = neighbour(h, off, b);
-  if (err == 0 && (!shh_tag_used(b->tag) || !shh_tag_prev_free(b->tag)))
-    err = EUCLEAN;
-  return err;
-}
-
-/* Checks that PTR is the payload of a live block of this heap, into *A, and
- * verifies the block after it into *NEXT (NEXT->off == 0 at the heap's end).
- * Returns 0 or an errno: EINVAL when PTR cannot be a live block (outside the
- * heap, misaligned, a tag that does not verify: user data under an interior
- * pointer, or a tag left behind by a merge), EUCLEAN when the tag verifies
- * but what it or the next tag says cannot be. */
-static int live_block(const struct shmheap *h, const void *ptr, struct blk *a,
-                      struct blk *next) {
-  uint64_t p;
-  if (!data_off(h, ptr, &p) || !shh_phase_ok(p - SHH_TAG))
-    return EINVAL;
-  a->off = p - SHH_TAG;
-  a->tag = shh_ld(h, a->off);
-  if (!shh_tag_ok(h, a->off, a->tag) || !shh_tag_used(a->tag))
-    return EINVAL;
-  a->size = shh_tag_size(a->tag);
-  if (!shh_size_ok(h, a->off, a->size))
-    return EUCLEAN;
-  next->off = 0;
-  uint64_t n = a->off + a->size;
-  if (n == h->len) {
-    next->tag = next->size = 0;
-    return 0;
-  }
-  /* a genuine block is followed by a genuine tag that knows it is used */
-  int err = neighbour(h, n, next);
-  return err != 0 || shh_tag_prev_free(next->tag) ? EUCLEAN : 0;
-}
-
-/* The free block just before A into *P (P->off == 0 when there is none). */
-static int prev_block(const struct shmheap *h, const struct blk *a,
-                      struct blk *p) {
-  p->off = 0;
-  if (!shh_tag_prev_free(a->tag))
-    return 0;
-  uint64_t size = shh_tag_size(shh_ld(h, a->off - SHH_FOOTER));
-  if (size > a->off - SHH_FIRST)
-    return EUCLEAN;
-  int err = neighbour(h, a->off - size, p);
-  return err != 0 || shh_tag_used(p->tag) || p->size != size ? EUCLEAN : 0;
-}
+#include "verified.h"
 
 /* The commit point of an operation, between two crash points. */
 static void commit(struct shmheap *h, uint64_t off, uint64_t tag) {
@@ -592,14 +494,6 @@ static int realloc_op(struct shmheap *h, void *arg) {
   return err;
 }
 
-static int usable_op(struct shmheap *h, void *arg) {
-  struct call *c = arg;
-  struct blk a, next;
-  int err = live_block(h, c->ptr, &a, &next);
-  c->sz = err == 0 ? a.size - SHH_TAG : 0;
-  return err;
-}
-
 /* alloc and free try their fast paths (fit_top on an empty index,
  * free_top) inline; the long way and the errors are in functions of their
  * own. */
@@ -670,25 +564,4 @@ SHH_EXPORT void shmheap_free(shmheap_memory_handle mem, void *ptr) {
     shh_unlock(mem);
   else
     free_slow(mem, ptr);
-}
-
-SHH_EXPORT size_t shmheap_usable_size(shmheap_memory_handle mem, void *ptr) {
-  struct call c = {ptr, 0, NULL};
-  (void)shh_locked(mem, usable_op, &c);
-  return c.sz;
-}
-
-SHH_EXPORT shmheap_object_handle
-shmheap_ptr_to_handle(shmheap_memory_handle mem, void *ptr) {
-  uint64_t off;
-  if (mem == NULL || ptr == NULL || !data_off_now(mem, ptr, &off))
-    return SHMHEAP_NULL_HANDLE;
-  return (shmheap_object_handle)off;
-}
-
-SHH_EXPORT void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
-                                       shmheap_object_handle hdl) {
-  if (mem == NULL || !handle_ok_now(mem, hdl))
-    return NULL;
-  return mem->base + hdl;
 }
