@@ -226,9 +226,10 @@ void *shmheap_underlying(shmheap_memory_handle mem);
  * EINVAL (MEM is NULL), EUCLEAN (the heap's bookkeeping is damaged).
  * Cost: O(log n) in the number of free blocks; no system call unless the
  * lock is contended. A failure for want of room on a heap whose last
- * block is allocated may walk the blocks after the last free one, when
- * the heap's last word passes for a footer: the leftover of a process that
- * died in mid-call, or damage. */
+ * block is allocated walks the blocks after the last free one only when
+ * the heap's last word passes for a footer its block does not confirm:
+ * damage, what a process killed inside an earlier release left, or by a
+ * chance of at most 1 in 65,536, what the last block's owner keeps there. */
 void *shmheap_alloc(shmheap_memory_handle mem, size_t sz);
 
 /* Allocates N * SZ bytes, zeroed.
@@ -289,7 +290,8 @@ void *shmheap_handle_to_ptr(shmheap_memory_handle mem,
 /* Publishes HDL under KEY. Names are stored in the heap itself: each name
  * takes a block of 41 + strlen(KEY) bytes (rounded up as alloc rounds), and
  * the directory one block of 64 + 16 bytes per slot (16 slots at first, kept
- * at least a quarter empty); both sizes count the block's 8-byte tag. A heap without names holds no directory.
+ * at least a quarter empty); both sizes count the block's 8-byte tag. A
+ * heap without names holds no directory.
  * Returns 0, or -1 with errno EEXIST (KEY is taken), EINVAL (MEM NULL, bad
  * KEY, HDL not the start of a live object, or one of the directory's own
  * blocks), ENOMEM (no room for the name; a growable heap grows first),

@@ -177,13 +177,15 @@ static __attribute__((noinline)) int no_top(const struct shmheap *h) {
  * index is empty, as in a LIFO run, it is the only candidate). Its start
  * is carved for SZ bytes (<= h->len) and the rest stays the top; a top too
  * small to split is taken whole. ENOMEM: no top, or it is too small;
- * EUCLEAN: the top is damaged (no_top). */
+ * EUCLEAN: the top is damaged (no_top). FAST: alloc's inline try, which
+ * leaves the question of no top to the long way (ENOMEM at once). */
 static inline __attribute__((always_inline)) int
-fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out) {
+fit_top(struct shmheap *h, size_t sz, const struct note *note, void **out,
+        int fast) {
   uint64_t t = shh_top(h), size = h->len - t, carve = shh_carve(sz);
   int split = size >= carve + SHH_MIN_BLOCK; /* then it fits */
   if (__builtin_expect(t == 0, 0))
-    return no_top(h);
+    return fast ? ENOMEM : no_top(h);
   if (__builtin_expect(!split && size < shh_fit(sz), 0))
     return ENOMEM;
   if (note != NULL && note->off != 0)
@@ -211,7 +213,7 @@ static int fit_locked(struct shmheap *h, size_t sz, const struct note *note,
       (err = shh_index_first_fit(h, need, &b, &path)) != 0)
     return err;
   if (b == 0)
-    return fit_top(h, sz, note, out);
+    return fit_top(h, sz, note, out, 0);
   uint64_t size = shh_tag_size(shh_ld(h, b)), carve = shh_carve(sz);
   struct blk after = {0, 0, 0};
   if (size < carve + SHH_MIN_BLOCK &&
@@ -310,8 +312,14 @@ static int free_locked(struct shmheap *h, void *ptr) {
     move_free(h, &path, n.off, a.off, size, a.off, tag);
     return 0;
   }
-  shh_put_footer(h, start, size, tag);
+  if (!top)
+    shh_put_footer(h, start, size, tag);
   commit(h, start, tag);
+  if (top) {
+    /* the heap's last word, after the commit (see the write order) */
+    shh_put_footer(h, start, size, tag);
+    SHH_CRASH_POINT(h);
+  }
   if (p.off != 0)
     shh_st(h, a.off, 0);
   if (n.off != 0)
@@ -512,7 +520,7 @@ SHH_EXPORT void *shmheap_alloc(shmheap_memory_handle mem, size_t sz) {
   SHH_TRACE_BEGIN(mem, SHH_TRACE_ALLOC, sz, NULL);
   /* an empty index (a LIFO run): the top is first fit, fit_top all of it */
   if (__builtin_expect(shh_hdr(mem)->root != 0 || (uint64_t)sz > mem->len ||
-                           fit_top(mem, sz, NULL, &p) != 0,
+                           fit_top(mem, sz, NULL, &p, 1) != 0,
                        0))
     return alloc_slow(mem, sz);
   SHH_TRACE_END(mem, p, 0);
