@@ -496,11 +496,19 @@ static void assert_text_only(const struct run *r, int lines) {
       g_assert_false((unsigned char)*p < 0x20 || *p == 0x7f);
   }
   g_assert_cmpint(n, ==, lines);
+  g_assert_null(strstr(r->out, "\xc2\x9b"));
+  g_assert_null(strchr(r->out, '\x9b'));
+  g_assert_nonnull(strstr(r->out, "\xc3\xa9"));
 }
 
 static void test_text_controls(void) {
   char name[128], junk[128], path[160];
-  th_shm_name(name, sizeof name, "tool-\033]0;x\007\033[2J\nfake");
+  /* C0 escapes, a newline, C1's CSI as UTF-8 and as one raw byte, and a
+   * character that must pass: e acute */
+  th_shm_name(name, sizeof name,
+              "tool-\033]0;x\007\033[2J\nfake\xc2\x9b"
+              "2J\x9b"
+              "2J\xc3\xa9");
   th_shm_name(junk, sizeof junk, "tool-junk\nfake");
   g_snprintf(path, sizeof path, "/dev/shm%s", junk);
   shmheap_memory_handle mem = shmheap_create(name, 64 * 1024);

@@ -340,13 +340,25 @@ const char *odd_name(char *buf, size_t len) {
   return th_shm_name(buf, len, "tool-\"\\<&>'\t\x01\xff");
 }
 
-/* The name as text output shows it: control characters become '?'. */
+/* The name as text output shows it: control characters (C0, DEL, C1)
+ * and each byte that is not UTF-8 become '?'. */
 char *text_form(const char *name) {
-  char *s = g_strdup(name);
-  for (char *p = s; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f)
-      *p = '?';
-  return s;
+  GString *s = g_string_new("");
+  for (const char *p = name; *p;) {
+    gunichar c = g_utf8_get_char_validated(p, -1);
+    if (c == (gunichar)-1 || c == (gunichar)-2) {
+      g_string_append_c(s, '?');
+      p++;
+      continue;
+    }
+    const char *next = g_utf8_next_char(p);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+      g_string_append_c(s, '?');
+    else
+      g_string_append_len(s, p, next - p);
+    p = next;
+  }
+  return g_string_free(s, FALSE);
 }
 
 /* The name as JSON output carries it: the byte that is not UTF-8 becomes

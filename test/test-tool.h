@@ -104,7 +104,8 @@ void assert_info(const char *name, const struct shmheap_stats *st);
  * not UTF-8: output must escape them. Written into BUF. */
 const char *odd_name(char *buf, size_t len);
 
-/* NAME as text output shows it: control characters as '?' (g_free). */
+/* NAME as text output shows it: control characters and bytes that are not
+ * UTF-8 as '?' (g_free). */
 char *text_form(const char *name);
 /* The name as JSON output carries it: the byte that is not UTF-8 becomes
  * U+FFFD. */

@@ -16,11 +16,24 @@
 
 const char tool_shm_dir[sizeof "/dev/shm"] = "/dev/shm";
 
-/* Control characters of BUF, in place, as '?'. */
+/* Control characters of BUF, in place, as '?': C0 and DEL, C1 (U+0080 to
+ * U+009F, which some terminals obey as escapes), and bytes that are not
+ * UTF-8 (which an 8-bit terminal may read as C1). BUF may shrink. */
 static void mask_controls(char *buf) {
-  for (char *p = buf; *p; p++)
-    if ((unsigned char)*p < 0x20 || *p == 0x7f)
-      *p = '?';
+  unsigned char *r = (unsigned char *)buf, *w = r;
+  while (*r) {
+    size_t n = utf8_len(r); /* json.c */
+    int ctl = n == 0 || (n == 1 && (*r < 0x20 || *r == 0x7f)) ||
+              (n == 2 && r[0] == 0xc2 && r[1] < 0xa0);
+    if (ctl) {
+      *w++ = '?';
+      r += n ? n : 1;
+    } else {
+      while (n--)
+        *w++ = *r++;
+    }
+  }
+  *w = 0;
 }
 
 const char *text_safe(const char *s, char *buf, size_t n) {

@@ -35,9 +35,10 @@ extern const char tool_shm_dir[sizeof "/dev/shm"];
 /* One line on stderr: "shmheap: " and the formatted text. */
 void error_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* S (a heap name, say) copied into BUF (N bytes) for a line of text, its
- * control characters shown as '?': a name from /dev/shm, which anyone may
- * create, can neither add a line nor reach the terminal as an escape
- * sequence. The --json forms escape them instead. Returns BUF. */
+ * control characters (C0, DEL, C1) and any bytes that are not UTF-8 shown
+ * as '?': a name from /dev/shm, which anyone may create, can neither add a
+ * line nor reach the terminal as an escape sequence. The --json forms
+ * escape them instead. Returns BUF. */
 enum { TEXT_SAFE_MAX = 512 };
 const char *text_safe(const char *s, char *buf, size_t n);
 
