@@ -16,19 +16,20 @@
  * flags and the free index from the tags alone (recover.c). So every
  * operation keeps one invariant: the tag walk from SHH_FIRST (each tag's
  * size leads to the next tag) is valid at every instant. It does so by
- *   1. writing every new tag, footer and index node into bytes the current
- *      walk does not read as a tag: inside a free block, or inside the block
+ *   1. writing every new tag and index node into bytes the current walk
+ *      does not read as a tag: inside a free block, or inside the block
  *      being freed or shrunk (its contents are the caller's to give up);
- *      but for the top's footer, the heap's last word, which shh_top
- *      trusts when the tag it points back to repeats it: that pair must
- *      never stand inside a block that stays allocated, so a new top's
- *      footer follows the commit, and a block growing over the whole top
- *      clears it first (recovery writes the footer of a free last block);
  *   2. switching the walk to the new layout with ONE untorn 8-byte store of
  *      an existing tag (shh_commit), fenced so that step 1 is issued first;
- *   3. only then zeroing tags that the merge swallowed (so a double free of
- *      them is refused) and fixing derived state: neighbours' PREV_FREE
- *      flags and the index.
+ *   3. only then writing the new free block's footer, zeroing tags that the
+ *      merge swallowed (so a double free of them is refused) and fixing the
+ *      rest of the derived state: neighbours' PREV_FREE flags and the index.
+ * Footers are derived too (recovery writes every free block's), and must
+ * follow the commit: the top's footer is the heap's last word, which
+ * shh_top trusts when the tag it points back to repeats it, and written
+ * before a commit that a death prevents, it could stand with that tag
+ * inside a block that stays allocated. For the same reason a block growing
+ * over the whole top clears the top's footer before its commit.
  * A kill before the commit leaves the old layout, after it the new one. The
  * only in-between states recovery sees are two adjacent free blocks (merged
  * then) and a block allocated by the dead process but never returned to it,
@@ -79,12 +80,12 @@ static void set_prev_free(const struct shmheap *h, const struct blk *b,
  * free block [TO, TO + SIZE) takes over FROM's node, and the store of TAG at
  * AT switches the walk to it. TO lies where the tags can be written before
  * the commit: inside FROM, inside the block being given up, or at AT itself
- * (then the commit is TO's tag). FROM's tag, if the new layout swallows it,
- * is zeroed after. Four operations end this way: a split by alloc or by
- * grow-in-place, a shrink that merges its tail with the next free block,
- * and a free that merges with the next free block only. PATH is NULL when
- * FROM and the new block are the top (block.h), which the index leaves
- * out: then no index node is touched. */
+ * (then the commit is TO's tag). TO's footer, and the zeroing of FROM's
+ * tag if the new layout swallows it, come after. Four operations end this way:
+ * a split by alloc or by grow-in-place, a shrink that merges its tail with the
+ * next free block, and a free that merges with the next free block only. PATH
+ * is NULL when FROM and the new block are the top (block.h), which the index
+ * leaves out: then no index node is touched. */
 static inline __attribute__((always_inline)) void
 move_free(struct shmheap *h, struct shh_path *path, uint64_t from, uint64_t to,
           uint64_t size, uint64_t at, uint64_t tag) {
@@ -93,19 +94,8 @@ move_free(struct shmheap *h, struct shh_path *path, uint64_t from, uint64_t to,
     shh_index_moved(h, path, to);
   if (to != at)
     shh_st(h, to, free_tag);
-  /* The top's footer is the heap's last word, which shh_top reads to find
-   * it: written before the commit, it and TO's tag would repeat each other
-   * inside a block that a death leaves allocated (the last block, when a
-   * shrink gives its tail back), and shh_top would take them for a top. So
-   * the top's footer follows the commit; a death in between leaves TO a
-   * free last block, whose footer recovery writes. */
-  if (path != NULL)
-    shh_put_footer(h, to, size, free_tag);
   commit(h, at, tag);
-  if (path == NULL) {
-    shh_put_footer(h, to, size, free_tag);
-    SHH_CRASH_POINT(h);
-  }
+  shh_put_footer(h, to, size, free_tag); /* after the commit (write order) */
   if (from != at)
     shh_st(h, from, 0);
   SHH_CRASH_POINT(h);
@@ -312,14 +302,8 @@ static int free_locked(struct shmheap *h, void *ptr) {
     move_free(h, &path, n.off, a.off, size, a.off, tag);
     return 0;
   }
-  if (!top)
-    shh_put_footer(h, start, size, tag);
   commit(h, start, tag);
-  if (top) {
-    /* the heap's last word, after the commit (see the write order) */
-    shh_put_footer(h, start, size, tag);
-    SHH_CRASH_POINT(h);
-  }
+  shh_put_footer(h, start, size, tag);
   if (p.off != 0)
     shh_st(h, a.off, 0);
   if (n.off != 0)
@@ -374,8 +358,8 @@ static inline __attribute__((always_inline)) int free_top(struct shmheap *h,
     return 0;
   SHH_TRACE_BEGIN(h, SHH_TRACE_FREE, 0, ptr);
   uint64_t size = len - a, tag = shh_tag_make(h, a, size, 0);
-  shh_put_footer(h, a, size, tag);
   commit(h, a, tag);
+  shh_put_footer(h, a, size, tag);
   shh_st(h, t, 0); /* swallowed by the block */
   SHH_CRASH_POINT(h);
   SHH_TRACE_END(h, NULL, 0);
@@ -410,8 +394,8 @@ static int shrink_locked(struct shmheap *h, const struct blk *a,
     return err;
   uint64_t ttag = shh_tag_make(h, t, tsize, 0);
   shh_st(h, t, ttag);
-  shh_put_footer(h, t, tsize, ttag);
   commit(h, a->off, atag);
+  shh_put_footer(h, t, tsize, ttag);
   set_prev_free(h, next, 1);
   SHH_CRASH_POINT(h);
   shh_index_add(h, &path, t);
