@@ -268,6 +268,14 @@ static void test_resized_copies(void) {
   shmheap_destroy(NULL, mem);
 }
 
+/* NAME, made by another build (format or ABI), is refused by connect
+ * (EPROTO) and by every command that opens it, with SAID in the message. */
+static void assert_other_build(const char *name, const char *said) {
+  g_assert_null(shmheap_connect(name));
+  g_assert_cmpint(errno, ==, EPROTO);
+  assert_not_opened(name, said);
+}
+
 /* A heap of another format version: exit 4; ls says which format. */
 static void test_other_format(void) {
   char name[64];
@@ -276,9 +284,7 @@ static void test_other_format(void) {
   g_assert_nonnull(mem);
   const unsigned other = SHMHEAP_FORMAT_VERSION + 97;
   poke_u16(mem, SHH_HDR_VERSION, other);
-  g_assert_null(shmheap_connect(name));
-  g_assert_cmpint(errno, ==, EPROTO);
-  assert_not_opened(name, "another format version");
+  assert_other_build(name, "another format version");
   char *want = g_strdup_printf(" format %u", other);
   assert_ls_shows(name, want, "other format", other);
   g_free(want);
@@ -297,9 +303,7 @@ static void test_other_abi(void) {
   assert_ls_state(name, "ready", SHMHEAP_FORMAT_VERSION);
   /* the low half holds the pointer width */
   poke_u16(mem, SHH_HDR_ABI, sizeof(void *) == 4 ? 8 : 4);
-  g_assert_null(shmheap_connect(name));
-  g_assert_cmpint(errno, ==, EPROTO);
-  assert_not_opened(name, "another format version or ABI");
+  assert_other_build(name, "another format version or ABI");
   assert_ls_shows(name, " other ABI", "other ABI", SHMHEAP_FORMAT_VERSION);
   /* a creator that has written the version but not yet the ABI: ls
    * calls that initialising, not another build's */
